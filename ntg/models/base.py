@@ -1,0 +1,235 @@
+"""The interface every generator shares, scikit-learn in spirit and Hugging Face in its file layout.
+
+* Hyperparameters are the constructor's keyword arguments and must be JSON-serialisable;
+  :meth:`Generator.get_config` returns them.
+* :meth:`Generator.fit` learns from a :class:`~ntg.data.schema.FlowTable` (the training split) and may look
+  at a validation table for early stopping. What is learnt from data (class names, value ranges, weights)
+  is the generator's *state*.
+* :meth:`Generator.sample` returns a FlowTable in the dataset's schema, deterministic for a given seed.
+* :meth:`Generator.save_pretrained` writes ``config.json`` (family, hyperparameters, learnt metadata) and
+  ``model.safetensors`` (every tensor / array of the state); :func:`load_generator` reads any family back,
+  from a local folder or a Hugging Face Hub repo id.
+
+Subclasses register themselves with ``@register("family-name")``.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ntg.data.schema import DEFAULT_N, FlowTable
+from ntg.errors import NtgError
+from ntg.utils.io import atomic_dir
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+FORMAT_VERSION = 1
+
+GENERATORS: dict[str, type[Generator]] = {}
+
+LabelRequest = str | Sequence[str] | np.ndarray | None
+
+
+def register(family: str):
+    """Class decorator: make a generator loadable by its family name."""
+
+    def wrap(cls: type[Generator]) -> type[Generator]:
+        cls.family = family
+        GENERATORS[family] = cls
+        return cls
+
+    return wrap
+
+
+class Generator(ABC):
+    """Base class: a class-conditioned generator of the first ``n_packets`` packets of biflows."""
+
+    family: ClassVar[str] = "abstract"
+
+    def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0) -> None:
+        self.n_packets = n_packets
+        self.seed = seed
+        self.classes_: list[str] | None = None
+
+    # ------------------------------------------------------------------ hyperparameters
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-serialisable), as scikit-learn's ``get_params``."""
+        import inspect
+
+        names = []
+        for klass in type(self).__mro__:
+            if klass is object or "__init__" not in vars(klass):
+                continue
+            for p in inspect.signature(klass.__init__).parameters.values():
+                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
+                    names.append(p.name)
+        return {name: getattr(self, name) for name in names}
+
+    # ------------------------------------------------------------------ learning and sampling
+    @abstractmethod
+    def fit(self, train: FlowTable, val: FlowTable | None = None) -> Generator:
+        """Learn from ``train`` (first ``n_packets`` packets of each flow); return self."""
+
+    @abstractmethod
+    def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
+        """Generate one flow per entry of ``class_ids`` (indices into ``classes_``)."""
+
+    def sample(self, n: int, label: LabelRequest = None, seed: int | None = None) -> FlowTable:
+        """``n`` flows; ``label`` is None (class mix of the training data), one class name, or one per row."""
+        self._check_fitted()
+        seed = self.seed if seed is None else seed
+        class_ids = self._resolve_labels(n, label, seed)
+        flows = self._sample(class_ids, seed)
+        flows.meta["label"] = np.asarray(self.classes_, dtype=object)[class_ids]
+        return flows
+
+    def _resolve_labels(self, n: int, label: LabelRequest, seed: int) -> np.ndarray:
+        assert self.classes_ is not None
+        lookup = {c: i for i, c in enumerate(self.classes_)}
+        if label is None:
+            priors = np.asarray(self.class_priors_, dtype=np.float64)
+            rng = np.random.default_rng(seed + 7919)
+            return rng.choice(len(self.classes_), size=n, p=priors / priors.sum())
+        if isinstance(label, str):
+            labels = [label] * n
+        else:
+            labels = list(label)
+            if len(labels) != n:
+                raise ValueError(f"got {len(labels)} labels for {n} flows")
+        unknown = sorted({x for x in labels if x not in lookup})
+        if unknown:
+            raise NtgError(f"unknown class {unknown[0]!r}; this generator knows {self.classes_}")
+        return np.array([lookup[x] for x in labels], dtype=np.int64)
+
+    def _learn_classes(self, train: FlowTable) -> None:
+        """Record class names (sorted) and their training shares; call at the start of :meth:`fit`."""
+        labels = train.labels.astype(str)
+        self.classes_ = sorted(set(labels.tolist()))
+        counts = np.array([(labels == c).sum() for c in self.classes_], dtype=np.float64)
+        self.class_priors_ = (counts / counts.sum()).tolist()
+
+    def _check_fitted(self) -> None:
+        if self.classes_ is None:
+            raise NtgError(f"this {self.family} generator is not fitted; call fit() or load a trained one")
+
+    # ------------------------------------------------------------------ cost
+    def num_parameters(self) -> int:
+        """Learnt numbers (trainable parameters for networks; table entries for baselines)."""
+        return int(sum(np.asarray(v).size for v in self.state_arrays().values()))
+
+    def flops_per_flow(self, batch: int = 256) -> float:
+        """Floating-point operations to generate one flow (measured; 0 for table look-ups)."""
+        return 0.0
+
+    # ------------------------------------------------------------------ persistence
+    @abstractmethod
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        """Every learnt array, by name (written to ``model.safetensors``)."""
+
+    @abstractmethod
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`state_arrays` (called after :meth:`set_learnt_metadata`)."""
+
+    def learnt_metadata(self) -> dict[str, Any]:
+        """JSON-serialisable learnt state besides arrays (class names, priors, value ranges...)."""
+        return {"classes": self.classes_, "class_priors": self.class_priors_}
+
+    def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
+        self.classes_ = list(meta["classes"])
+        self.class_priors_ = list(meta["class_priors"])
+
+    def save_pretrained(self, directory: str | Path, extra: dict[str, Any] | None = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` into ``directory`` atomically."""
+        from safetensors.numpy import save_file
+
+        self._check_fitted()
+        directory = Path(directory)
+        config = {
+            "ntg_format": FORMAT_VERSION,
+            "family": self.family,
+            "hparams": self.get_config(),
+            "learnt": self.learnt_metadata(),
+            "num_parameters": self.num_parameters(),
+            **(extra or {}),
+        }
+        arrays = {k: np.ascontiguousarray(v) for k, v in self.state_arrays().items()}
+        # keep any other files already in the folder (training logs, cards) while replacing the model
+        with atomic_dir(directory) as tmp:
+            if directory.exists():
+                import shutil
+
+                for item in directory.iterdir():
+                    if item.name not in (CONFIG_FILE, WEIGHTS_FILE):
+                        dest = tmp / item.name
+                        (shutil.copytree if item.is_dir() else shutil.copy2)(item, dest)
+            (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+            save_file(arrays, str(tmp / WEIGHTS_FILE))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, **hub_kwargs: Any) -> Generator:
+        """Load from a folder or a Hub repo id; on a subclass, the family must match."""
+        model = load_generator(source, **hub_kwargs)
+        if cls is not Generator and not isinstance(model, cls):
+            raise NtgError(f"{source} holds a {model.family} generator, not {cls.family}")
+        return model
+
+
+def resolve_model_dir(source: str | Path, **hub_kwargs: Any) -> Path:
+    """A local folder as is; otherwise a Hugging Face Hub repo id, downloaded with huggingface_hub."""
+    path = Path(source)
+    if path.is_dir():
+        if not (path / CONFIG_FILE).exists():
+            raise NtgError(f"{path}: no {CONFIG_FILE}; is this a trained ntg generator folder?")
+        return path
+    if path.exists():
+        raise NtgError(f"{path}: expected a generator folder (config.json + model.safetensors), got a file")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id=str(source), **hub_kwargs))
+    except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as err:
+        raise NtgError(
+            f"{source}: neither a local generator folder nor a downloadable Hub repo ({err.__class__.__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); check the path or repo id, or set HF_ENDPOINT"
+        ) from None
+
+
+def load_generator(source: str | Path, **hub_kwargs: Any) -> Generator:
+    """Instantiate any registered family from ``config.json`` and restore its state."""
+    from safetensors.numpy import load_file
+
+    import ntg.models  # noqa: F401  (registers every family)
+
+    directory = resolve_model_dir(source, **hub_kwargs)
+    config = json.loads((directory / CONFIG_FILE).read_text())
+    family = config.get("family")
+    if family not in GENERATORS:
+        raise NtgError(f"{directory / CONFIG_FILE}: unknown family {family!r}; known: {sorted(GENERATORS)}")
+    model = GENERATORS[family](**config["hparams"])
+    model.set_learnt_metadata(config["learnt"])
+    model.load_state_arrays(load_file(str(directory / WEIGHTS_FILE)))
+    return model
+
+
+def create_generator(family: str, **hparams: Any) -> Generator:
+    """A fresh generator of ``family`` with the given hyperparameters (unknown ones are an error)."""
+    import inspect
+
+    import ntg.models  # noqa: F401
+
+    if family not in GENERATORS:
+        raise NtgError(f"unknown generator family {family!r}; choose one of {sorted(GENERATORS)}")
+    cls = GENERATORS[family]
+    try:
+        inspect.signature(cls).bind(**hparams)
+    except TypeError as err:
+        raise NtgError(f"{family}: {err}; see `ntg train --family {family} --help-config`") from None
+    return cls(**hparams)

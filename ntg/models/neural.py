@@ -1,0 +1,99 @@
+"""What the three neural families share: a torch module whose ``forward(**batch)`` returns the training loss.
+
+A neural generator implements
+
+* :meth:`NeuralGenerator.prepare` — learn data metadata from the training table (classes, tokeniser or
+  normaliser ranges) and build ``self.module`` (an ``nn.Module``);
+* :meth:`NeuralGenerator.encode` — turn a FlowTable into a dict of equally long tensors (one row per flow);
+  the training loop batches these dicts and calls ``module(**batch)``, which returns the scalar loss, so the
+  same module can be wrapped by DDP;
+* :meth:`Generator._sample` — generation with ``self.module`` in eval mode.
+
+:meth:`fit` runs the one training loop of :mod:`ntg.training.loop`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ntg.data.schema import FlowTable
+from ntg.models.base import Generator
+
+
+class NeuralGenerator(Generator):
+    """Base of the transformer, state-space and diffusion families."""
+
+    module: nn.Module | None = None
+
+    @abstractmethod
+    def prepare(self, train: FlowTable) -> None:
+        """Learn metadata from ``train`` (call ``_learn_classes`` first) and build ``self.module``."""
+
+    @abstractmethod
+    def build_module(self) -> nn.Module:
+        """The network for the current hyperparameters and learnt metadata (used by prepare and loading)."""
+
+    @abstractmethod
+    def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
+        """Training tensors for ``flows`` (first ``n_packets`` packets), one row per flow."""
+
+    def fit(
+        self,
+        train: FlowTable,
+        val: FlowTable | None = None,
+        train_config: Any = None,
+        progress: bool = False,
+        checkpoint_dir: Any = None,
+    ) -> NeuralGenerator:
+        from ntg.training.loop import TrainConfig, train_generator
+
+        config = train_config if train_config is not None else TrainConfig()
+        if isinstance(config, dict):
+            config = TrainConfig(**config)
+        self.training_result_ = train_generator(
+            self, train, val, config, progress=progress, checkpoint_dir=checkpoint_dir
+        )
+        return self
+
+    # ------------------------------------------------------------------ devices
+    @property
+    def device(self) -> torch.device:
+        assert self.module is not None
+        return next(self.module.parameters()).device
+
+    def to(self, device: str | torch.device) -> NeuralGenerator:
+        assert self.module is not None
+        self.module.to(device)
+        return self
+
+    # ------------------------------------------------------------------ cost and persistence
+    def num_parameters(self) -> int:
+        assert self.module is not None, "generator is not prepared"
+        return int(sum(p.numel() for p in self.module.parameters() if p.requires_grad))
+
+    def flops_per_flow(self, batch: int = 256) -> float:
+        """FLOPs counted by ``torch.utils.flop_counter`` while sampling ``batch`` flows, divided by ``batch``."""
+        from torch.utils.flop_counter import FlopCounterMode
+
+        self._check_fitted()
+        class_ids = np.zeros(batch, dtype=np.int64)
+        counter = FlopCounterMode(display=False)
+        with counter:
+            self._sample(class_ids, 0)
+        return counter.get_total_flops() / batch
+
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        assert self.module is not None
+        return {k: v.detach().cpu().float().numpy() if v.is_floating_point() else v.detach().cpu().numpy()
+                for k, v in self.module.state_dict().items()}
+
+    def load_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.module = self.build_module()
+        state = {k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}
+        self.module.load_state_dict(state)
+        self.module.eval()
