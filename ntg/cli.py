@@ -1,0 +1,182 @@
+"""The ``ntg`` command line: data preparation, training, sampling, evaluation and the demo.
+
+Every sub-command has ``--help``. User errors (bad paths, unknown names, bad values) print one line
+``ntg: error: ...`` and exit with status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ntg import __version__
+from ntg.errors import NtgError
+
+EPILOG = """examples:
+  ntg data prepare iot-sentinel --out data/iot          # registry name (NTG_DATA_ROOT is looked up first)
+  ntg data prepare ./captures --labels ndpi --out data/mine
+  ntg train --family transformer --data data/iot --out runs/tf
+  ntg sample runs/tf --n 10000 --out synth.parquet
+  ntg evaluate --data data/iot --generator runs/tf --out reports/tf
+"""
+
+
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prepare",
+        help="captures or a dataset file → labelled, split biflows (flows.parquet + meta.json)",
+        description="Parse captures (pcap/pcapng) or a published dataset file into labelled biflows, filter "
+        "them, split train/val/test by capture, and write OUT/flows.parquet + OUT/meta.json. A re-run with the "
+        "same inputs and parameters reuses the result.",
+    )
+    p.add_argument("source", help="registry name (see `ntg data list`), a folder of captures, a capture, "
+                   "or a dataset file (MIRAGE JSON, CESNET PPI CSV)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--labels", help="dir (parent folder names the class), ndpi (nDPI via nfstream), or "
+                   "csv:FILE (5-tuple → label table); default: the registry's choice, else dir")
+    p.add_argument("--root", type=Path, help="local root of datasets (default: $NTG_DATA_ROOT)")
+    p.add_argument("--offline", action="store_true", help="never download; fail if no local copy")
+    p.add_argument("--idle-timeout", type=float, default=120.0, help="seconds of silence that end a biflow")
+    p.add_argument("--min-packets", type=int, default=2, help="drop biflows with fewer packets (default 2)")
+    p.add_argument("--min-flows-per-class", type=int, default=20, help="classes with fewer flows are "
+                   "dropped or merged (default 20)")
+    p.add_argument("--small-classes", choices=("drop", "other"), default="drop",
+                   help="what to do with classes under --min-flows-per-class")
+    p.add_argument("--max-flows-per-class", type=int, help="cap flows per class (seeded sample)")
+    p.add_argument("--split-seed", type=int, default=0, help="seed of the capture-level split")
+    p.add_argument("--split", default="0.7,0.1,0.2", help="train,val,test flow shares (default 0.7,0.1,0.2)")
+    hosts = p.add_mutually_exclusive_group()
+    hosts.add_argument("--device-only", dest="device_only", action="store_true", default=None,
+                       help="keep only biflows of the device whose MAC is in _iotdevice-mac.txt "
+                       "(default for iot-sentinel)")
+    hosts.add_argument("--all-hosts", dest="device_only", action="store_false",
+                       help="keep every biflow of each capture")
+    p.add_argument("--keep-unknown", action="store_true", help="keep flows nDPI could not label")
+    p.add_argument("--jobs", type=int, help="parallel parser processes (default: up to 4 cores)")
+    p.add_argument("--force", action="store_true", help="rebuild even if the result is up to date")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_data_prepare)
+
+
+def cmd_data_prepare(args: argparse.Namespace) -> int:
+    from ntg.data.prepare import PrepareOptions, info_table, prepare_dataset
+
+    try:
+        fractions = tuple(float(x) for x in args.split.split(","))
+    except ValueError:
+        raise NtgError(f"--split {args.split!r}: expected three comma-separated numbers like 0.7,0.1,0.2") from None
+    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6:
+        raise NtgError(f"--split {args.split!r}: expected three shares summing to 1")
+    options = PrepareOptions(
+        labels=args.labels,
+        idle_timeout=args.idle_timeout,
+        min_packets=args.min_packets,
+        min_flows_per_class=args.min_flows_per_class,
+        small_classes=args.small_classes,
+        max_flows_per_class=args.max_flows_per_class,
+        split_seed=args.split_seed,
+        split_fractions=fractions,  # type: ignore[arg-type]
+        device_only=args.device_only,
+        keep_unknown=args.keep_unknown,
+    )
+    dataset = prepare_dataset(args.source, args.out, options, root=args.root, offline=args.offline,
+                              jobs=args.jobs, progress=not args.quiet, force=args.force)
+    print(info_table(dataset).to_string(index=False))
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from ntg.data.dataset import PreparedDataset
+    from ntg.data.prepare import info_table
+
+    dataset = PreparedDataset.load(args.dir)
+    meta = dataset.meta
+    if args.json:
+        print(json.dumps(meta, indent=2))
+        return 0
+    src = meta["source"]
+    print(f"dataset   {args.dir}")
+    print(f"source    {src.get('name') or src.get('local_path')}  ({src.get('format')}, {src.get('files')} files, "
+          f"sha256 {src.get('checksum', '')[:16]}…)")
+    print(f"labels    {meta['label_mode']}    split seed {meta['split_seed']}    flows {meta['flows']}    "
+          f"captures {meta['captures']}")
+    print(f"splits    " + "  ".join(f"{k} {v}" for k, v in meta["splits"].items()))
+    print()
+    print(info_table(dataset).to_string(index=False))
+    if meta.get("dropped_classes"):
+        print("\ndropped:")
+        for d in meta["dropped_classes"]:
+            print(f"  {d['name']}: {d['flows']} flows ({d['reason']})")
+    skipped = meta.get("parsing", {}).get("skipped_packets", {})
+    if skipped:
+        print("\nskipped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+    return 0
+
+
+def cmd_data_list(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from ntg.data.registry import describe
+
+    frame = pd.DataFrame(describe())
+    if args.json:
+        print(frame.to_json(orient="records", indent=2))
+    else:
+        with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+            print(frame.to_string(index=False))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ntg",
+        description="ntg — lightweight generative models of network traffic: learn from real captures, "
+        "synthesise labelled biflows, and judge them on fidelity, utility, privacy and cost.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"ntg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="prepare, inspect and list datasets",
+                          description="Prepare datasets from captures, inspect them, list the registry.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    _add_prepare(data_sub)
+    info = data_sub.add_parser("info", help="class table and split sizes of a prepared dataset")
+    info.add_argument("dir", type=Path, help="prepared dataset folder")
+    info.add_argument("--json", action="store_true", help="print meta.json")
+    info.set_defaults(func=cmd_data_info)
+    listing = data_sub.add_parser("list", help="the dataset registry and where each copy lies")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_data_list)
+    data.set_defaults(func=lambda a: (data.print_help(), 0)[1])
+
+    from ntg import commands
+
+    commands.register_all(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except NtgError as err:
+        print(f"ntg: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ntg: interrupted; finished work is kept (re-run to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
