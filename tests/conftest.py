@@ -21,3 +21,38 @@ def datasets_root() -> Path:
     if not DATASETS.is_dir():
         pytest.fail(f"real datasets not found at {DATASETS}; set NTG_DATA_ROOT")
     return DATASETS
+
+
+IOT_SMALL_DEVICES = (
+    "Aria",
+    "D-LinkCam",
+    "EdimaxPlug1101W",
+    "HueBridge",
+    "SmarterCoffee",
+    "TP-LinkPlugHS110",
+    "WeMoSwitch",
+    "Withings",
+)
+
+
+def iot_sentinel_dir(root: Path) -> Path:
+    return root / "iot-sentinel" / "captures_IoT_Sentinel" / "captures_IoT-Sentinel"
+
+
+@pytest.fixture(scope="session")
+def iot_small_captures(datasets_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of symlinks to eight iot-sentinel device folders (real captures, ground-truth labels)."""
+    folder = tmp_path_factory.mktemp("iot_small_captures")
+    for device in IOT_SMALL_DEVICES:
+        (folder / device).symlink_to(iot_sentinel_dir(datasets_root) / device, target_is_directory=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def iot_small(iot_small_captures: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A small real PreparedDataset: eight iot-sentinel device types, device-only biflows, split seed 0."""
+    from ntg.data.prepare import PrepareOptions, prepare_dataset
+
+    out = tmp_path_factory.mktemp("iot_small") / "data"
+    options = PrepareOptions(labels="dir", device_only=True, min_flows_per_class=10)
+    return prepare_dataset(str(iot_small_captures), out, options, jobs=2, progress=False, log=lambda m: None)
