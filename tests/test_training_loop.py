@@ -1,0 +1,191 @@
+"""The one training loop on real flows (CESNET-MINER22 sample) with a tiny MLP generator."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from tiny_generator import TinyMLP, cesnet_flows
+
+from ntg.errors import NtgError
+from ntg.training.config import TrainConfig, apply_overrides, split_config
+from ntg.training.loop import (
+    CHECKPOINT_FILE,
+    Reporter,
+    TrainResult,
+    WarmupCosine,
+    parameter_groups,
+    train_generator,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def flows(datasets_root):
+    return cesnet_flows(datasets_root, limit=1200)
+
+
+@pytest.fixture(scope="module")
+def split(flows):
+    return flows.take(range(0, 900)), flows.take(range(900, len(flows)))
+
+
+class Recorder(Reporter):
+    """Keeps every epoch's metrics and a copy of the weights; optionally crashes after an epoch."""
+
+    def __init__(self, gen, crash_after: int | None = None) -> None:
+        self.gen, self.crash_after = gen, crash_after
+        self.metrics, self.states, self.checkpoints = [], [], []
+
+    def report(self, metrics, checkpoint_dir):
+        self.metrics.append(metrics)
+        self.states.append({k: v.clone() for k, v in self.gen.module.state_dict().items()})
+        self.checkpoints.append(checkpoint_dir)
+        if self.crash_after is not None and metrics["epoch"] == self.crash_after:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+def weights(gen):
+    return {k: v.detach().clone() for k, v in gen.module.state_dict().items()}
+
+
+def test_training_lowers_the_loss_and_reports_json(split):
+    train, val = split
+    gen = TinyMLP(hidden=16)
+    config = TrainConfig(epochs=4, batch_size=64, lr=3e-3, patience=10)
+    gen.fit(train, val, config)
+    result = gen.training_result_
+    assert isinstance(result, TrainResult)
+    losses = [h.train_loss for h in result.history]
+    assert len(losses) == 4 and losses[-1] < 0.7 * losses[0]
+    assert result.history[-1].val_loss < result.history[0].val_loss
+    assert result.best_epoch == min(result.history, key=lambda h: h.val_loss).epoch
+    assert result.num_train_flows == 900 and result.num_val_flows == 300
+    assert all(h.flows_per_s > 0 and h.wall_s > 0 for h in result.history)
+    assert result.wall_s >= sum(h.wall_s for h in result.history)
+    assert not gen.module.training
+    assert str(gen.device) == "cpu" == result.device
+    again = TrainResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result
+    assert len(gen.sample(7, seed=1)) == 7
+
+
+def test_interrupted_run_resumes_to_the_same_result(split, tmp_path):
+    train, val = split
+    config = TrainConfig(epochs=4, batch_size=64, lr=3e-3, warmup=0.2, patience=10, seed=3)
+
+    whole = TinyMLP(dropout=0.2)
+    reference = train_generator(whole, train, val, config, checkpoint_dir=tmp_path / "a")
+
+    first = TinyMLP(dropout=0.2)
+    with pytest.raises(KeyboardInterrupt):
+        train_generator(first, train, val, config, checkpoint_dir=tmp_path / "b", reporter=Recorder(first, 2))
+    assert (tmp_path / "b" / CHECKPOINT_FILE).exists()
+    second = TinyMLP(dropout=0.2)
+    resumed = train_generator(second, train, val, config, checkpoint_dir=tmp_path / "b")
+
+    assert resumed.resumed_from_epoch == 2
+    assert [h.epoch for h in resumed.history] == [1, 2, 3, 4]
+    for a, b in zip(reference.history, resumed.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-6, abs=0)
+        assert a.val_loss == pytest.approx(b.val_loss, rel=1e-6, abs=0)
+        assert a.lr == pytest.approx(b.lr)
+    ref_w, res_w = weights(whole), weights(second)
+    assert all(torch.allclose(ref_w[k], res_w[k], rtol=0, atol=1e-6) for k in ref_w)
+    # a finished checkpoint trains no further and gives the same weights again
+    third = TinyMLP(dropout=0.2)
+    done = train_generator(third, train, val, config, checkpoint_dir=tmp_path / "b")
+    assert done.resumed_from_epoch == 4 and len(done.history) == 4
+    assert all(torch.equal(res_w[k], v) for k, v in weights(third).items())
+
+
+def test_early_stopping_restores_the_best_weights(split):
+    train, val = split
+    gen = TinyMLP()
+    recorder = Recorder(gen)
+    # min_delta larger than any possible improvement: epoch 1 stays best, patience 2 stops after epoch 3
+    config = TrainConfig(epochs=10, batch_size=64, patience=2, min_delta=10.0)
+    result = train_generator(gen, train, val, config, reporter=recorder)
+    assert result.stopped_early and result.best_epoch == 1 and len(result.history) == 3
+    assert [m["epoch"] for m in recorder.metrics] == [1, 2, 3]
+    final = weights(gen)
+    assert all(torch.equal(final[k], recorder.states[0][k]) for k in final)
+    assert not all(torch.equal(final[k], recorder.states[-1][k]) for k in final)
+    assert recorder.checkpoints == [None, None, None]  # no checkpoint_dir, nothing written
+
+
+def test_without_validation_table_holds_out_val_fraction(split):
+    train, _ = split
+    gen = TinyMLP()
+    result = train_generator(gen, train, None, TrainConfig(epochs=1, val_fraction=0.2, max_train_flows=500))
+    assert result.num_val_flows == 180 and result.num_train_flows == 500
+    assert result.history[0].val_loss is not None
+    no_val = train_generator(TinyMLP(), train, None, TrainConfig(epochs=2, val_fraction=0.0))
+    assert no_val.history[-1].val_loss is None and no_val.best_epoch == 2
+
+
+def test_checkpoint_with_other_settings_is_refused(split, tmp_path):
+    train, val = split
+    train_generator(TinyMLP(), train, val, TrainConfig(epochs=1), checkpoint_dir=tmp_path)
+    with pytest.raises(NtgError, match="lr"):
+        train_generator(TinyMLP(), train, val, TrainConfig(epochs=1, lr=0.5), checkpoint_dir=tmp_path)
+    with pytest.raises(NtgError, match="hyperparameters"):
+        train_generator(TinyMLP(hidden=8), train, val, TrainConfig(epochs=1), checkpoint_dir=tmp_path)
+    (tmp_path / CHECKPOINT_FILE).write_bytes(b"not a checkpoint")
+    with pytest.raises(NtgError, match=CHECKPOINT_FILE):
+        train_generator(TinyMLP(), train, val, TrainConfig(epochs=1), checkpoint_dir=tmp_path)
+
+
+def test_progress_bar_and_epoch_lines_go_to_stderr(split, capsys):
+    train, val = split
+    TinyMLP().fit(train.take(range(200)), val, TrainConfig(epochs=2, batch_size=50), progress=True)
+    err = capsys.readouterr().err
+    assert "epoch 1: train_loss" in err and "epoch 2: train_loss" in err
+    TinyMLP().fit(train.take(range(200)), val, TrainConfig(epochs=1, batch_size=50))
+    assert capsys.readouterr().err == ""
+
+
+def test_parameter_groups_skip_norms_biases_and_embeddings(flows):
+    gen = TinyMLP(hidden=8)
+    gen.prepare(flows)
+    decay, no_decay = parameter_groups(gen.module, 0.1)
+    names = {id(p): n for n, p in gen.module.named_parameters()}
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert sorted(names[id(p)] for p in decay["params"]) == ["mlp.1.weight", "mlp.4.weight"]
+    assert "embed.weight" in {names[id(p)] for p in no_decay["params"]}
+    assert len(decay["params"]) + len(no_decay["params"]) == len(names)
+
+
+def test_warmup_then_cosine_decay():
+    schedule = WarmupCosine(warmup_steps=10, total_steps=110)
+    ramp = [schedule(s) for s in range(10)]
+    assert ramp == sorted(ramp) and ramp[-1] == 1.0 and ramp[0] == pytest.approx(0.1)
+    assert schedule(60) == pytest.approx(0.5) and schedule(109) < 0.01 and schedule(500) == 0.0
+    assert schedule(10) == 1.0 and all(schedule(s) >= schedule(s + 1) for s in range(10, 110))
+    assert math.isclose(WarmupCosine(0, 4)(0), 1.0)
+
+
+def test_train_config_from_dict_and_overrides():
+    assert TrainConfig.from_dict({"epochs": 3}).epochs == 3
+    with pytest.raises(NtgError, match="epoch"):
+        TrainConfig.from_dict({"epoch": 3})
+    with pytest.raises(NtgError, match="train.lr"):
+        TrainConfig.from_dict({"lr": -1})
+    merged = apply_overrides(
+        {"model": {"d_model": 64}, "train": {"epochs": 9}},
+        ["model.d_model=128", "train.device=cuda", "train.lr=1e-3", "model.name=[1, 2]"],
+    )
+    assert merged == {"model": {"d_model": 128, "name": [1, 2]},
+                      "train": {"epochs": 9, "device": "cuda", "lr": 1e-3}}
+    model, train = split_config(None, ["train.max_train_flows=100", "train.bf16=false"])
+    assert model == {} and train.max_train_flows == 100 and train.bf16 is False
+    for bad in (["epochs=3"], ["optim.lr=1"], ["train.lr"]):
+        with pytest.raises(NtgError, match="override"):
+            apply_overrides(None, bad)
+    with pytest.raises(NtgError, match="section"):
+        apply_overrides({"optim": {}})
+    with pytest.raises(NtgError, match="unknown train setting"):
+        split_config(None, ["train.epoch=3"])
