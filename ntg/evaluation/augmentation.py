@@ -1,0 +1,261 @@
+"""Low-data augmentation: does synthetic data help a classifier that sees only a few real flows?
+
+For each fraction (1, 5, 10, 25 % by default) and seed, a seeded stratified subset of the real training split
+is kept (at least one flow per class) and a classifier is trained on
+
+* ``real_only``               the subset alone;
+* ``real+synthetic_full``     the subset + flows of the given generator (trained on the full training split)
+                              or drawn from the given synthetic file;
+* ``real+synthetic_fraction`` the subset + flows of a fresh generator of the same family trained on the
+                              subset alone;
+* ``real+smote``              the subset + SMOTE interpolations in feature space (imbalanced-learn;
+                              ``k = min(5, n_c - 1)`` per class, plain copies for a class of one flow);
+* ``real+handcrafted``        the subset + transformed copies of its flows: inter-arrival scaling by a
+                              log-uniform factor in [0.5, 2] (another RTT), time shift of one packet between
+                              its neighbours, or drop of one packet (its gap merges into the next);
+* ``real_100``                the whole training split (the ceiling; the same for every fraction).
+
+**Synthetic amounts.** Every augmenting method brings each class up to the same target count
+``T = max(min_target, largest class count in the subset)``, i.e. it adds ``T - n_c`` flows to class ``c``,
+so the augmented set is class-balanced and all methods add the same number of flows.
+
+Scores are macro-F1 on the real test split; ``gain`` is ``(F1_method - F1_real_only) / F1_real_only`` per
+seed. Both come as mean ± std over the seeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ntg.data.schema import FlowTable
+from ntg.evaluation.features import flat_features, flows_from_flat
+from ntg.evaluation.tstr import classification_scores, mean_std, synthetic_for_counts
+from ntg.models.base import Generator
+
+FRACTIONS = (0.01, 0.05, 0.10, 0.25)
+METHODS = (
+    "real_only",
+    "real+synthetic_full",
+    "real+synthetic_fraction",
+    "real+smote",
+    "real+handcrafted",
+    "real_100",
+)
+MIN_TARGET = 20
+HANDCRAFTED_TRANSFORMS = ("iat_scale", "time_shift", "packet_drop")
+
+GeneratorFactory = Callable[[FlowTable, int], Generator]
+
+
+# ---------------------------------------------------------------------------------------------- subsets
+def stratified_fraction(train: FlowTable, fraction: float, seed: int = 0) -> FlowTable:
+    """A seeded subset with ``max(1, round(fraction * n_c))`` flows of every class ``c``."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    labels = train.labels.astype(str)
+    keep = []
+    for c in sorted(set(labels.tolist())):
+        members = np.flatnonzero(labels == c)
+        k = max(1, int(round(fraction * len(members))))
+        keep.append(rng.choice(members, size=k, replace=False))
+    return train.take(np.sort(np.concatenate(keep)))
+
+
+def augmentation_targets(subset: FlowTable, min_target: int = MIN_TARGET) -> dict[str, int]:
+    """How many flows each class is missing to reach ``T = max(min_target, largest class count)``."""
+    labels, counts = np.unique(subset.labels.astype(str), return_counts=True)
+    target = max(min_target, int(counts.max()))
+    return {str(c): int(target - n) for c, n in zip(labels, counts, strict=True) if n < target}
+
+
+# ---------------------------------------------------------------------------------------------- augmenters
+def smote_augment(subset: FlowTable, missing: dict[str, int], n_packets: int, seed: int = 0) -> FlowTable:
+    """New flows from SMOTE per class (``k = min(5, n_c - 1)``); copies for classes with a single flow."""
+    from imblearn.over_sampling import SMOTE
+
+    x = flat_features(subset, n_packets)
+    y = subset.labels.astype(str)
+    rng = np.random.default_rng(seed)
+    new_x, new_y = [], []
+    for c, extra in missing.items():
+        members = np.flatnonzero(y == c)
+        if extra <= 0:
+            continue
+        if len(members) < 2:
+            new_x.append(x[rng.choice(members, size=extra, replace=True)])
+        else:
+            # SMOTE wants a second class; it only interpolates within class ``c``, so one dummy row will do.
+            idx = np.concatenate([members, members[:1]])
+            y_bin = np.array([c] * len(members) + ["__other__"], dtype=object)
+            smote = SMOTE(
+                sampling_strategy={c: len(members) + extra},
+                k_neighbors=min(5, len(members) - 1),
+                random_state=int(rng.integers(2**31 - 1)),
+            )
+            x_res, _ = smote.fit_resample(x[idx], y_bin)
+            new_x.append(x_res[len(idx) :])
+        new_y.extend([c] * extra)
+    if not new_x:
+        return FlowTable.empty(n_packets)
+    return flows_from_flat(np.concatenate(new_x), np.array(new_y, dtype=object), n_packets)
+
+
+def _shift_left(row: dict[str, np.ndarray], j: int) -> None:
+    for arr in row.values():
+        arr[j:-1] = arr[j + 1 :].copy()
+        arr[-1] = 0
+
+
+def handcrafted_augment(
+    subset: FlowTable, missing: dict[str, int], n_packets: int, seed: int = 0
+) -> FlowTable:
+    """Transformed copies of random flows of each class (one random transform each, see module docstring)."""
+    rng = np.random.default_rng(seed)
+    window = subset.first(n_packets) if subset.max_packets > n_packets else subset.pad_to(n_packets)
+    labels = window.labels.astype(str)
+    picks = np.concatenate(
+        [rng.choice(np.flatnonzero(labels == c), size=n, replace=True) for c, n in missing.items() if n > 0]
+        or [np.zeros(0, dtype=np.int64)]
+    )
+    out = window.take(picks)
+    out.meta = out.meta[["label"]].copy()
+    lengths = out.length.copy()
+    for i in range(len(out)):
+        transform = HANDCRAFTED_TRANSFORMS[rng.integers(len(HANDCRAFTED_TRANSFORMS))]
+        n = int(lengths[i])
+        if transform == "iat_scale" or n < 2:
+            out.iat[i] *= float(np.exp(rng.uniform(np.log(0.5), np.log(2.0))))
+        elif transform == "time_shift":
+            j = int(rng.integers(1, n))
+            gap_after = out.iat[i, j + 1] if j + 1 < n else out.iat[i, j]
+            new_gap = rng.uniform(0.0, out.iat[i, j] + gap_after)
+            if j + 1 < n:
+                out.iat[i, j + 1] = out.iat[i, j] + out.iat[i, j + 1] - new_gap
+            out.iat[i, j] = new_gap
+        else:  # packet_drop
+            j = int(rng.integers(1, n))
+            if j + 1 < n:
+                out.iat[i, j + 1] += out.iat[i, j]
+            row = {name: getattr(out, name)[i] for name in ("payload", "direction", "iat", "flags", "window")}
+            _shift_left(row, j)
+            out.n_packets[i] -= 1
+            lengths[i] = n - 1
+    out.iat[:] = np.clip(out.iat, 0.0, None)
+    return out
+
+
+def synthetic_augment(source: Generator | FlowTable, missing: dict[str, int], seed: int = 0) -> FlowTable:
+    """``missing[c]`` new flows of each class ``c`` from a generator or a synthetic table."""
+    if sum(missing.values()) == 0:
+        return FlowTable.empty()
+    return synthetic_for_counts(source, missing, seed)
+
+
+# ---------------------------------------------------------------------------------------------- experiment
+def _score(train: FlowTable, test: FlowTable, classifier: str, n_packets: int, seed: int) -> float:
+    from ntg.evaluation.classifiers import make_classifier
+
+    model = make_classifier(classifier, n_packets=n_packets, seed=seed).fit(train)
+    return classification_scores(test.labels, model.predict(test))["macro_f1"]
+
+
+def _keep_columns(table: FlowTable, n_packets: int) -> FlowTable:
+    table = table.first(n_packets) if table.max_packets > n_packets else table.pad_to(n_packets)
+    table.meta = table.meta[["label"]].copy()
+    return table
+
+
+def run_augmentation(
+    train: FlowTable,
+    test: FlowTable,
+    synthetic_source: Generator | FlowTable | None = None,
+    fraction_generator: GeneratorFactory | None = None,
+    fractions: Sequence[float] = FRACTIONS,
+    seeds: Sequence[int] = (0, 1, 2),
+    classifier: str = "rf",
+    n_packets: int = 10,
+    min_target: int = MIN_TARGET,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Macro-F1 of every method at every fraction, mean ± std over ``seeds`` (see module docstring).
+
+    ``synthetic_source`` is the generator trained on the full training split (or a synthetic table);
+    ``fraction_generator(subset, seed)`` returns a generator fitted on ``subset``. A method whose source is
+    missing still gets its rows, with ``None`` scores and the reason in ``skipped``.
+    """
+    from tqdm.auto import tqdm
+
+    skipped: dict[str, str] = {}
+    if synthetic_source is None:
+        skipped["real+synthetic_full"] = "no generator or synthetic file given"
+    if fraction_generator is None:
+        skipped["real+synthetic_fraction"] = "needs a generator (family + hyperparameters) to retrain"
+    scores: dict[tuple[float, str], list[float | None]] = {(f, m): [] for f in fractions for m in METHODS}
+    sizes: dict[tuple[float, str], list[int]] = {(f, m): [] for f in fractions for m in METHODS}
+    full = _keep_columns(train, n_packets)
+    steps = [(seed, f) for seed in seeds for f in fractions]
+    bar = tqdm(total=len(steps), desc="augmentation", disable=not progress, file=None)
+    ceiling: dict[int, float] = {}
+    for seed, fraction in steps:
+        if seed not in ceiling:
+            ceiling[seed] = _score(full, test, classifier, n_packets, seed)
+        subset = _keep_columns(stratified_fraction(train, fraction, seed), n_packets)
+        missing = augmentation_targets(subset, min_target)
+        extra: dict[str, FlowTable | None] = {
+            "real_only": None,
+            "real+smote": smote_augment(subset, missing, n_packets, seed),
+            "real+handcrafted": handcrafted_augment(subset, missing, n_packets, seed),
+        }
+        if synthetic_source is not None:
+            extra["real+synthetic_full"] = synthetic_augment(synthetic_source, missing, seed)
+        if fraction_generator is not None:
+            small_generator = fraction_generator(subset, seed)
+            extra["real+synthetic_fraction"] = synthetic_augment(small_generator, missing, seed)
+        for method in METHODS:
+            key = (fraction, method)
+            if method == "real_100":
+                scores[key].append(ceiling[seed])
+                sizes[key].append(len(full))
+            elif method not in extra:
+                scores[key].append(None)
+            else:
+                added = extra[method]
+                data = subset if added is None or len(added) == 0 else FlowTable.concat(
+                    [subset, _keep_columns(added, n_packets)]
+                )
+                scores[key].append(_score(data, test, classifier, n_packets, seed))
+                sizes[key].append(len(data))
+        bar.update(1)
+    bar.close()
+    rows = []
+    for fraction in fractions:
+        base = scores[(fraction, "real_only")]
+        for method in METHODS:
+            values, n_flows = scores[(fraction, method)], sizes[(fraction, method)]
+            gains = [
+                (v - b) / b if v is not None and b else None for v, b in zip(values, base, strict=True)
+            ]
+            rows.append(
+                {
+                    "fraction": float(fraction),
+                    "method": method,
+                    "macro_f1": mean_std(values),
+                    "gain": mean_std(gains),
+                    "per_seed": values,
+                    "train_flows": float(np.mean(n_flows)) if n_flows else None,
+                }
+            )
+    return {
+        "classifier": classifier,
+        "fractions": [float(f) for f in fractions],
+        "methods": list(METHODS),
+        "seeds": list(seeds),
+        "min_target": min_target,
+        "target_rule": "each class brought up to max(min_target, largest class count in the subset)",
+        "rows": rows,
+        "skipped": skipped,
+    }
