@@ -1,0 +1,236 @@
+"""Diffusion generator: DDPM over the normalised ``N x F`` traffic matrix, sampled with DDIM.
+
+The flow's first ``N`` packets form a small 2-D "image" (:mod:`ntg.models.flow_matrix`: direction, presence,
+payload and inter-arrival channels per packet position), as in arXiv 2603.25507. Training adds Gaussian noise
+on a cosine schedule and teaches :class:`~ntg.models.denoiser.PacketDenoiser` to predict ``v``
+(``sqrt(ab)·eps − sqrt(1−ab)·x0``), dropping the class label with probability ``label_dropout`` so one
+network is both conditional and unconditional. Sampling runs ``sampling_steps`` DDIM steps with
+classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single network pass per step).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ntg.data.schema import DEFAULT_N, FlowTable
+from ntg.errors import NtgError
+from ntg.models.base import register
+from ntg.models.denoiser import PacketDenoiser
+from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec, training_packets
+from ntg.models.neural import NeuralGenerator
+
+SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory; results do not depend on it)
+
+
+def cosine_alpha_bar(timesteps: int, offset: float = 0.008) -> torch.Tensor:
+    """Cumulative signal fraction ``ᾱ_t`` of the cosine schedule (Nichol & Dhariwal), float64, ``(T,)``."""
+    steps = torch.arange(timesteps + 1, dtype=torch.float64) / timesteps
+    f = torch.cos((steps + offset) / (1 + offset) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    return torch.cumprod(1 - betas, dim=0)
+
+
+class DiffusionModel(nn.Module):
+    """Denoiser + noise schedule; ``forward(x0, class_id)`` returns the training loss."""
+
+    def __init__(
+        self,
+        n_positions: int,
+        n_classes: int,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        mlp_ratio: float,
+        dropout: float,
+        timesteps: int,
+        label_dropout: float,
+    ) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+        self.timesteps = timesteps
+        self.label_dropout = label_dropout
+        self.denoiser = PacketDenoiser(
+            n_positions, N_CHANNELS, n_classes, d_model, n_layers, n_heads, mlp_ratio, dropout
+        )
+        self.register_buffer("alpha_bar", cosine_alpha_bar(timesteps).float(), persistent=False)
+
+    def forward(self, x0: torch.Tensor, class_id: torch.Tensor) -> torch.Tensor:
+        b = x0.shape[0]
+        t = torch.randint(0, self.timesteps, (b,), device=x0.device)
+        noise = torch.randn_like(x0)
+        ab = self.alpha_bar[t].view(b, 1, 1)
+        xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
+        target = ab.sqrt() * noise - (1 - ab).sqrt() * x0
+        drop = torch.rand(b, device=x0.device) < self.label_dropout
+        class_id = torch.where(drop, torch.full_like(class_id, self.n_classes), class_id)
+        pred = self.denoiser(xt, t, class_id)
+        return F.mse_loss(pred.float(), target.float())
+
+    def predict_v(
+        self, xt: torch.Tensor, t: int, class_id: torch.Tensor, guidance_scale: float
+    ) -> torch.Tensor:
+        """The guided ``v`` prediction at integer time ``t`` for a batch (float32)."""
+        b = xt.shape[0]
+        tt = torch.full((b,), t, device=xt.device, dtype=torch.long)
+        if guidance_scale == 1.0:
+            return self.denoiser(xt, tt, class_id).float()
+        null = torch.full_like(class_id, self.n_classes)
+        both = self.denoiser(torch.cat([xt, xt]), torch.cat([tt, tt]), torch.cat([class_id, null])).float()
+        cond, uncond = both[:b], both[b:]
+        return uncond + guidance_scale * (cond - uncond)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        class_id: torch.Tensor,
+        n_positions: int,
+        steps: int,
+        guidance_scale: float,
+        eta: float,
+        generator: torch.Generator,
+    ) -> torch.Tensor:
+        """DDIM from pure noise to a clean ``(B, N, F)`` matrix in ``[-1, 1]``."""
+        device = class_id.device
+        x = torch.randn((len(class_id), n_positions, N_CHANNELS), generator=generator, device=device)
+        times = torch.linspace(self.timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
+        alpha_bar = self.alpha_bar.double()
+        for i, t in enumerate(times):
+            ab = alpha_bar[t].item()
+            ab_prev = alpha_bar[times[i + 1]].item() if i + 1 < len(times) else 1.0
+            v = self.predict_v(x, t, class_id, guidance_scale)
+            x0 = (math.sqrt(ab) * x - math.sqrt(1 - ab) * v).clamp(-1.0, 1.0)
+            eps = (x - math.sqrt(ab) * x0) / math.sqrt(max(1 - ab, 1e-12))
+            sigma = eta * math.sqrt(max((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev), 0.0))
+            x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
+            if sigma > 0:
+                x = x + sigma * torch.randn(x.shape, generator=generator, device=device)
+        return x0
+
+
+@register("diffusion")
+class DiffusionGenerator(NeuralGenerator):
+    """Class-conditioned DDPM on the flow matrix with a DiT-style denoiser (about 1.5 M parameters)."""
+
+    def __init__(
+        self,
+        n_packets: int = DEFAULT_N,
+        seed: int = 0,
+        d_model: int = 128,
+        n_layers: int = 5,
+        n_heads: int = 4,
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        timesteps: int = 1000,
+        label_dropout: float = 0.1,
+        sampling_steps: int = 50,
+        guidance_scale: float = 1.5,
+        eta: float = 0.0,
+    ) -> None:
+        super().__init__(n_packets, seed)
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.mlp_ratio = mlp_ratio
+        self.dropout = dropout
+        self.timesteps = timesteps
+        self.label_dropout = label_dropout
+        self.sampling_steps = sampling_steps
+        self.guidance_scale = guidance_scale
+        self.eta = eta
+        self._check_hparams()
+        self.codec_: FlowMatrixCodec | None = None
+
+    def _check_hparams(self) -> None:
+        checks = [
+            (
+                self.d_model > 0 and self.d_model % max(self.n_heads, 1) == 0 and self.n_heads > 0,
+                f"d_model={self.d_model} must be a positive multiple of n_heads={self.n_heads}",
+            ),
+            (self.n_layers >= 1, f"n_layers={self.n_layers} must be >= 1"),
+            (self.timesteps >= 2, f"timesteps={self.timesteps} must be >= 2"),
+            (
+                1 <= self.sampling_steps <= self.timesteps,
+                f"sampling_steps={self.sampling_steps} must be in 1..timesteps ({self.timesteps})",
+            ),
+            (0.0 <= self.label_dropout < 1.0, f"label_dropout={self.label_dropout} must be in [0, 1)"),
+            (self.guidance_scale >= 0.0, f"guidance_scale={self.guidance_scale} must be >= 0"),
+            (self.eta >= 0.0, f"eta={self.eta} must be >= 0"),
+            (1 <= self.n_packets <= 32, f"n_packets={self.n_packets} must be in 1..32"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise NtgError(f"diffusion: {message}")
+
+    # ------------------------------------------------------------------ NeuralGenerator
+    def prepare(self, train: FlowTable) -> None:
+        train = training_packets(train, self.n_packets, "diffusion")
+        self._learn_classes(train)
+        self.codec_ = FlowMatrixCodec.fit(train, self.n_packets)
+        self.module = self.build_module()
+
+    def build_module(self) -> DiffusionModel:
+        assert self.classes_ is not None, "learn the classes first"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            return DiffusionModel(
+                n_positions=self.n_packets,
+                n_classes=len(self.classes_),
+                d_model=self.d_model,
+                n_layers=self.n_layers,
+                n_heads=self.n_heads,
+                mlp_ratio=self.mlp_ratio,
+                dropout=self.dropout,
+                timesteps=self.timesteps,
+                label_dropout=self.label_dropout,
+            )
+
+    def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
+        assert self.codec_ is not None and self.classes_ is not None, "call prepare() first"
+        lookup = {c: i for i, c in enumerate(self.classes_)}
+        labels = flows.labels.astype(str)
+        unknown = sorted(set(labels.tolist()) - lookup.keys())
+        if unknown:
+            raise NtgError(
+                f"diffusion: label {unknown[0]!r} was not in the training data; known: {self.classes_}"
+            )
+        return {
+            "x0": torch.from_numpy(self.codec_.encode(flows)),
+            "class_id": torch.tensor([lookup[x] for x in labels], dtype=torch.long),
+        }
+
+    def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
+        assert self.module is not None and self.codec_ is not None
+        module = self.module
+        was_training = module.training
+        module.eval()
+        device = self.device
+        generator = torch.Generator(device=device).manual_seed(int(rng_seed))
+        chunks = []
+        try:
+            for start in range(0, len(class_ids), SAMPLE_CHUNK):
+                ids = torch.as_tensor(
+                    class_ids[start : start + SAMPLE_CHUNK], dtype=torch.long, device=device
+                )
+                x = module.sample(
+                    ids, self.n_packets, self.sampling_steps, self.guidance_scale, self.eta, generator
+                )
+                chunks.append(x.float().cpu().numpy())
+        finally:
+            module.train(was_training)
+        matrix = np.concatenate(chunks) if chunks else np.zeros((0, self.n_packets, N_CHANNELS), np.float32)
+        return self.codec_.decode(matrix)
+
+    # ------------------------------------------------------------------ persistence
+    def learnt_metadata(self) -> dict[str, Any]:
+        assert self.codec_ is not None
+        return {**super().learnt_metadata(), "codec": self.codec_.to_dict()}
+
+    def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
+        super().set_learnt_metadata(meta)
+        self.codec_ = FlowMatrixCodec.from_dict(meta["codec"])
