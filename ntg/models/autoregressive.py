@@ -1,0 +1,212 @@
+"""What the transformer and SSM families share: packet tokens in, a backbone, a factorised packet/iat head.
+
+Sequence layout (``N = n_packets`` positions, one per generated packet)::
+
+    position   0            1                      ...  N-1
+    input      class emb    packet_1 + iat_1 emb        packet_{N-1} + iat_{N-1} emb
+    predicts   packet_1     packet_2                    packet_N           (or EOS after the last packet)
+               iat_1        iat_2                       iat_N              (iat head sees the packet token)
+
+A *backbone* maps ``(B, L, d)`` to ``(B, L, d)`` causally and offers a constant-memory recurrent
+``init_state(batch)`` / ``step(x, state, t)`` for sampling; :class:`AutoregressiveModel` wraps it with the
+embeddings, heads and the loss, and :class:`AutoregressiveGenerator` with the ntg Generator interface.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ntg.data.schema import DEFAULT_N, MAX_PACKETS, FlowTable
+from ntg.errors import NtgError
+from ntg.models.neural import NeuralGenerator
+from ntg.models.tokenizer import PacketTokenizer
+
+SAMPLE_CHUNK = 4096  # flows generated per forward batch in _sample (bounds memory for large requests)
+
+
+def sample_token(
+    logits: torch.Tensor, generator: torch.Generator, temperature: float = 1.0, top_p: float = 1.0
+) -> torch.Tensor:
+    """One id per row from ``logits`` (B, V) with temperature and nucleus (top-p) filtering."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(dim=-1, descending=True)
+        drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest prefix whose mass reaches top_p
+        sorted_p = sorted_p.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class AutoregressiveModel(nn.Module):
+    """Embeddings + backbone + factorised heads; ``forward(**batch)`` returns the training loss."""
+
+    def __init__(self, backbone: nn.Module, d_model: int, n_classes: int, n_packet: int, n_iat: int,
+                 n_packets: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.n_packets = n_packets
+        self.eos = n_packet - 1
+        self.class_emb = nn.Embedding(n_classes, d_model)
+        self.packet_emb = nn.Embedding(n_packet, d_model)
+        self.iat_emb = nn.Embedding(n_iat, d_model)
+        self.packet_head = nn.Linear(d_model, n_packet, bias=False)
+        self.iat_cond = nn.Embedding(n_packet, d_model)  # the chosen packet token, seen by the iat head
+        self.iat_head = nn.Linear(d_model, n_iat, bias=False)
+        for emb in (self.class_emb, self.packet_emb, self.iat_emb, self.iat_cond):
+            nn.init.normal_(emb.weight, std=0.02)
+        for lin in (self.packet_head, self.iat_head):
+            nn.init.normal_(lin.weight, std=0.02)
+
+    # ------------------------------------------------------------------ training
+    def inputs(self, cls: torch.Tensor, packet: torch.Tensor, iat: torch.Tensor) -> torch.Tensor:
+        """(B, N, d): class embedding, then the embeddings of packets 1..N-1."""
+        prev = self.packet_emb(packet[:, :-1]) + self.iat_emb(iat[:, :-1])
+        return torch.cat([self.class_emb(cls)[:, None, :], prev], dim=1)
+
+    def iat_logits(self, h: torch.Tensor, packet: torch.Tensor) -> torch.Tensor:
+        return self.iat_head(F.silu(h + self.iat_cond(packet)))
+
+    def logits(
+        self, cls: torch.Tensor, packet: torch.Tensor, iat: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Teacher-forced ``(packet_logits, iat_logits)``, each (B, N, V)."""
+        h = self.backbone(self.inputs(cls, packet, iat))
+        return self.packet_head(h), self.iat_logits(h, packet)
+
+    def forward(self, cls: torch.Tensor, packet: torch.Tensor, iat: torch.Tensor, length: torch.Tensor
+                ) -> torch.Tensor:
+        packet_logits, iat_logits = self.logits(cls, packet, iat)
+        pos = torch.arange(packet.shape[1], device=packet.device)[None, :]
+        packet_mask = pos <= length[:, None]  # real packets, then the EOS right after them
+        iat_mask = (pos < length[:, None]) & (pos >= 1)  # first iat is always 0
+        packet_loss = F.cross_entropy(packet_logits[packet_mask].float(), packet[packet_mask])
+        iat_loss = F.cross_entropy(iat_logits[iat_mask].float(), iat[iat_mask]) if iat_mask.any() else 0.0
+        return packet_loss + iat_loss
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def generate(self, cls: torch.Tensor, generator: torch.Generator, temperature: float = 1.0,
+                 top_p: float = 1.0, compact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample ``(packet, iat)`` ids (B, N) with the backbone's recurrent step (EOS-padded after the end).
+
+        With ``compact`` the rows of finished flows are dropped from the batch (and the backbone state) once
+        an eighth of the rows still running have ended, so short flows stop costing compute.
+        """
+        b, n = cls.shape[0], self.n_packets
+        packet = torch.full((b, n), self.eos, dtype=torch.long, device=cls.device)
+        iat = torch.zeros((b, n), dtype=torch.long, device=cls.device)
+        rows = torch.arange(b, device=cls.device)  # batch rows still generating
+        done = torch.zeros(b, dtype=torch.bool, device=cls.device)
+        state = self.backbone.init_state(b, cls.device)
+        x = self.class_emb(cls)
+        for t in range(n):
+            h, state = self.backbone.step(x, state, t)
+            logits = self.packet_head(h)
+            if t == 0:  # every flow has at least one packet
+                logits[:, self.eos] = float("-inf")
+            p = sample_token(logits, generator, temperature, top_p)
+            q = sample_token(self.iat_logits(h, p), generator, temperature, top_p)
+            if t == 0:
+                q = torch.zeros_like(q)
+            p = torch.where(done, self.eos, p)
+            packet[rows, t], iat[rows, t] = p, q
+            done = done | (p == self.eos)
+            x = self.packet_emb(p) + self.iat_emb(q)
+            if compact and t + 1 < n:
+                n_done = int(done.sum())
+                if n_done == len(rows):
+                    break
+                if n_done * 8 >= len(rows):
+                    keep = (~done).nonzero().squeeze(1)
+                    rows, x, done = rows[keep], x[keep], done[keep]
+                    state = self.backbone.select_state(state, keep)
+        return packet, iat
+
+
+class AutoregressiveGenerator(NeuralGenerator):
+    """Fits :class:`PacketTokenizer` on the training flows; samples with :meth:`AutoregressiveModel.generate`.
+
+    Subclasses provide :meth:`build_backbone` and ``d_model``.
+    """
+
+    d_model: int
+
+    def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
+                 temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "float32") -> None:
+        if sample_precision not in ("float32", "bfloat16"):
+            raise NtgError(f"sample_precision={sample_precision!r}: choose 'float32' or 'bfloat16'")
+        if not 1 <= int(n_packets) <= MAX_PACKETS:
+            raise NtgError(f"n_packets={n_packets} is out of range; choose 1..{MAX_PACKETS}")
+        if not 0 < float(top_p) <= 1:
+            raise NtgError(f"top_p={top_p} must be in (0, 1]")
+        super().__init__(n_packets=int(n_packets), seed=seed)
+        self.n_size_bins = n_size_bins
+        self.n_iat_bins = n_iat_bins
+        self.temperature = temperature
+        self.top_p = top_p
+        self.sample_precision = sample_precision
+        self.tokenizer_: PacketTokenizer | None = None
+        self.module = None
+
+    def build_backbone(self) -> nn.Module:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ NeuralGenerator hooks
+    def prepare(self, train: FlowTable) -> None:
+        self._learn_classes(train)
+        self.tokenizer_ = PacketTokenizer.fit(train, self.n_packets, self.n_size_bins, self.n_iat_bins)
+        self.module = self.build_module()
+
+    def build_module(self) -> AutoregressiveModel:
+        if self.tokenizer_ is None or self.classes_ is None:
+            raise NtgError(f"this {self.family} generator is not fitted; call fit() or load a trained one")
+        tok = self.tokenizer_
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left untouched
+            torch.manual_seed(self.seed)
+            return AutoregressiveModel(self.build_backbone(), self.d_model, len(self.classes_),
+                                       tok.n_packet_tokens, tok.n_iat_tokens, self.n_packets)
+
+    def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
+        assert self.tokenizer_ is not None and self.classes_ is not None, "call prepare() first"
+        lookup = {c: i for i, c in enumerate(self.classes_)}
+        labels = flows.labels.astype(str)
+        unknown = sorted(set(labels.tolist()) - set(lookup))
+        if unknown:
+            raise NtgError(f"label {unknown[0]!r} was not in the training data; known: {self.classes_}")
+        packet, iat, length = self.tokenizer_.encode(flows, self.n_packets)
+        return {
+            "cls": torch.as_tensor(np.array([lookup[x] for x in labels], dtype=np.int64)),
+            "packet": torch.as_tensor(packet),
+            "iat": torch.as_tensor(iat),
+            "length": torch.as_tensor(length),
+        }
+
+    def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
+        assert self.module is not None and self.tokenizer_ is not None
+        self.module.eval()
+        device = self.device
+        generator = torch.Generator(device=device).manual_seed(int(rng_seed))
+        bf16 = self.sample_precision == "bfloat16"
+        parts = []
+        for start in range(0, len(class_ids), SAMPLE_CHUNK):
+            cls = torch.as_tensor(class_ids[start : start + SAMPLE_CHUNK], dtype=torch.long, device=device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                packet, iat = self.module.generate(cls, generator, self.temperature, self.top_p)
+            parts.append(self.tokenizer_.decode(packet, iat, self.n_packets, generator))
+        return FlowTable.concat(parts) if parts else FlowTable.empty(self.n_packets)
+
+    # ------------------------------------------------------------------ persistence
+    def learnt_metadata(self) -> dict[str, Any]:
+        assert self.tokenizer_ is not None
+        return {**super().learnt_metadata(), "tokenizer": self.tokenizer_.to_dict()}
+
+    def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
+        super().set_learnt_metadata(meta)
+        self.tokenizer_ = PacketTokenizer.from_dict(meta["tokenizer"])

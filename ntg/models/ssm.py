@@ -1,0 +1,175 @@
+"""Mamba-style selective state-space model over packet tokens (the ``ssm`` family), pure PyTorch.
+
+Each residual block is RMSNorm → Mamba mixer (as in mamba.py / the Mamba paper):
+
+* ``in_proj`` splits into a branch ``x`` and a gate ``z``;
+* ``x`` goes through a depthwise causal conv (kernel ``d_conv``) and SiLU;
+* input-dependent ``Δ = softplus(dt_proj(·))``, ``B``, ``C`` come from ``x_proj(x)``;
+* the selective scan ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t``, ``y_t = C_t h_t + D x_t`` runs as a parallel
+  log-depth scan in training (:func:`ntg.models.scan.pscan`) and as a constant-memory recurrence in sampling
+  (:meth:`MambaMixer.step`, carrying the conv window and the ``(d_inner, d_state)`` ssm state);
+* output ``out_proj(y * silu(z))``.
+
+When ``mamba_ssm`` is importable and the tensors are on CUDA, its fused ``selective_scan_fn`` replaces the
+PyTorch scan (optional speed-up; same maths).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ntg.data.schema import DEFAULT_N
+from ntg.models.autoregressive import AutoregressiveGenerator
+from ntg.models.base import register
+from ntg.models.scan import pscan
+
+try:  # optional fused CUDA kernel
+    from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - not installed in CPU environments
+    selective_scan_fn = None
+
+SSMState = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+class MambaMixer(nn.Module):
+    def __init__(self, d_model: int, d_state: int = 8, expand: int = 2, d_conv: int = 4) -> None:
+        super().__init__()
+        d_inner = expand * d_model
+        self.d_inner, self.d_state, self.d_conv = d_inner, d_state, d_conv
+        self.dt_rank = math.ceil(d_model / 16)
+        self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
+        self.conv1d = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, d_inner, bias=True)
+        a_init = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)
+        self.A_log = nn.Parameter(torch.log(a_init))
+        self.D = nn.Parameter(torch.ones(d_inner))
+        self.out_proj = nn.Linear(d_inner, d_model, bias=False)
+        # Mamba's Δ init: softplus(bias) log-uniform in [1e-3, 1e-1]
+        dt = torch.exp(torch.rand(d_inner) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        with torch.no_grad():
+            self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+            nn.init.uniform_(self.dt_proj.weight, -self.dt_rank**-0.5, self.dt_rank**-0.5)
+
+    def _ssm_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        return F.softplus(self.dt_proj(dt)), b, c
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        """u (B, L, d_model) → (B, L, d_model), causal."""
+        length = u.shape[1]
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :length].transpose(1, 2))
+        delta, b, c = self._ssm_params(x)
+        a = -torch.exp(self.A_log.float())
+        if selective_scan_fn is not None and x.is_cuda:
+            def channels_first(v: torch.Tensor) -> torch.Tensor:
+                return v.transpose(1, 2).contiguous()
+
+            y = selective_scan_fn(channels_first(x), channels_first(delta), a, channels_first(b),
+                                  channels_first(c), self.D.float(), delta_softplus=False).transpose(1, 2)
+        else:
+            decay = torch.exp(delta.unsqueeze(-1) * a)  # (B, L, d_inner, d_state)
+            drive = (delta * x).unsqueeze(-1) * b.unsqueeze(2)
+            h = pscan(decay, drive)
+            y = (h @ c.unsqueeze(-1)).squeeze(-1) + self.D * x
+        return self.out_proj(y.to(z.dtype) * F.silu(z))
+
+    def init_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        dtype = self.in_proj.weight.dtype
+        return (torch.zeros(batch, self.d_inner, self.d_conv, device=device, dtype=dtype),
+                torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=torch.float32))
+
+    def step(self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """u (B, d_model) → (B, d_model); state = (last ``d_conv`` conv inputs, ssm state)."""
+        conv_state, h = state
+        x, z = self.in_proj(u).chunk(2, dim=-1)
+        conv_state = torch.cat([conv_state[:, :, 1:], x.unsqueeze(-1)], dim=-1)
+        x = F.silu((conv_state * self.conv1d.weight[:, 0, :]).sum(-1) + self.conv1d.bias)
+        delta, b, c = self._ssm_params(x)
+        a = -torch.exp(self.A_log.float())
+        # h' = exp(Δ A) h + Δ x B, written into one fresh buffer (the old state is left untouched)
+        h = (delta.float().unsqueeze(-1) * a).exp_().mul_(h).addcmul_((delta * x).float().unsqueeze(-1),
+                                                                     b.float().unsqueeze(1))
+        y = (h @ c.float().unsqueeze(-1)).squeeze(-1).to(x.dtype) + self.D * x
+        return self.out_proj(y.to(z.dtype) * F.silu(z)), (conv_state, h)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, d_model: int, d_state: int, expand: int, d_conv: int) -> None:
+        super().__init__()
+        self.norm = nn.RMSNorm(d_model)
+        self.mixer = MambaMixer(d_model, d_state, expand, d_conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.mixer(self.norm(x))
+
+    def step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        y, state = self.mixer.step(self.norm(x), state)
+        return x + y, state
+
+
+class MambaBackbone(nn.Module):
+    """Stack of Mamba blocks: ``forward`` with the parallel scan, ``init_state``/``step`` recurrently."""
+
+    def __init__(self, d_model: int, n_layers: int, d_state: int, expand: int, d_conv: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(ResidualBlock(d_model, d_state, expand, d_conv) for _ in range(n_layers))
+        self.norm = nn.RMSNorm(d_model)
+        for layer in self.layers:  # scaled init of the residual output projections
+            nn.init.normal_(layer.mixer.out_proj.weight, std=0.02 / (2 * n_layers) ** 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return self.norm(x)
+
+    def init_state(self, batch: int, device: torch.device) -> SSMState:
+        return [layer.mixer.init_state(batch, device) for layer in self.layers]
+
+    def select_state(self, state: SSMState, rows: torch.Tensor) -> SSMState:
+        """Keep only batch ``rows`` of the conv and ssm states."""
+        return [(conv[rows], h[rows]) for conv, h in state]
+
+    def step(self, x: torch.Tensor, state: SSMState, t: int) -> tuple[torch.Tensor, SSMState]:
+        new_state = []
+        for layer, s in zip(self.layers, state, strict=True):
+            x, s = layer.step(x, s)
+            new_state.append(s)
+        return self.norm(x), new_state
+
+
+@register("ssm")
+class SSMGenerator(AutoregressiveGenerator):
+    """Mamba-style selective SSM over packet tokens; defaults ≈ 1.5 M parameters."""
+
+    def __init__(
+        self,
+        n_packets: int = DEFAULT_N,
+        d_model: int = 160,
+        n_layers: int = 6,
+        d_state: int = 8,
+        expand: int = 2,
+        d_conv: int = 4,
+        seed: int = 0,
+        n_size_bins: int = 48,
+        n_iat_bins: int = 48,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        sample_precision: str = "float32",
+    ) -> None:
+        super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision)
+        self.d_model = d_model
+        self.n_layers = n_layers
+        self.d_state = d_state
+        self.expand = expand
+        self.d_conv = d_conv
+
+    def build_backbone(self) -> MambaBackbone:
+        return MambaBackbone(self.d_model, self.n_layers, self.d_state, self.expand, self.d_conv)
