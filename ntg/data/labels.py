@@ -93,7 +93,7 @@ def normalise_ndpi_name(name: str | None) -> str:
 
 
 def ndpi_flows(
-    capture: Path, idle_timeout: float = 120.0, decode_tunnels: bool = True, accept_guessed: bool = False
+    capture: Path, idle_timeout: float = 120.0, decode_tunnels: bool = False, accept_guessed: bool = False
 ) -> pd.DataFrame:
     """nfstream's (bundled nDPI) flows of ``capture``: 5-tuple, ``first_ts`` (s) and normalised ``label``.
 
@@ -137,14 +137,17 @@ def ndpi_labels(
     capture: Path,
     keys: pd.DataFrame,
     idle_timeout: float = 120.0,
-    decode_tunnels: bool = True,
+    decode_tunnels: bool = False,
     accept_guessed: bool = False,
 ) -> np.ndarray:
     """nDPI's label for each biflow of ``keys`` (from ``capture``), normalised by :func:`normalise_ndpi_name`.
 
     Each biflow is matched to nfstream's flow with the same 5-tuple in either orientation and the nearest
-    first-seen time. ``decode_tunnels`` labels the inner flow of GTP/CAPWAP/TZSP tunnels, as nDPI's own
-    reader does. Unmatched or undetected biflows get ``"Unknown"``.
+    first-seen time. ``decode_tunnels`` is off by default because our capture parser keeps a GTP/CAPWAP/TZSP
+    tunnel as its outer UDP biflow (whose packets mix the inner flows): nDPI then labels that biflow (e.g.
+    ``GTP``) instead of inner flows no key refers to; turn it on for keys of decoded inner flows. Port- or
+    IP-based guesses count as undetected unless ``accept_guessed``. Unmatched or undetected biflows get
+    ``"Unknown"``.
     """
     _check_keys(keys, "the key table")
     return match_labels(keys, ndpi_flows(capture, idle_timeout, decode_tunnels, accept_guessed))
