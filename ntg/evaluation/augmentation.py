@@ -156,10 +156,12 @@ def synthetic_augment(source: Generator | FlowTable, missing: dict[str, int], se
 
 
 # ---------------------------------------------------------------------------------------------- experiment
-def _score(train: FlowTable, test: FlowTable, classifier: str, n_packets: int, seed: int) -> float:
+def _score(
+    train: FlowTable, test: FlowTable, classifier: str, n_packets: int, seed: int, options: dict[str, Any]
+) -> float:
     from ntg.evaluation.classifiers import make_classifier
 
-    model = make_classifier(classifier, n_packets=n_packets, seed=seed).fit(train)
+    model = make_classifier(classifier, n_packets=n_packets, seed=seed, **options).fit(train)
     return classification_scores(test.labels, model.predict(test))["macro_f1"]
 
 
@@ -180,13 +182,16 @@ def run_augmentation(
     n_packets: int = 10,
     min_target: int = MIN_TARGET,
     progress: bool = False,
+    classifier_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Macro-F1 of every method at every fraction, mean ± std over ``seeds`` (see module docstring).
 
     ``synthetic_source`` is the generator trained on the full training split (or a synthetic table);
     ``fraction_generator(subset, seed)`` returns a generator fitted on ``subset``. A method whose source is
     missing still gets its rows, with ``None`` scores and the reason in ``skipped``.
+    ``classifier_options`` go to the classifier's constructor (e.g. ``{"n_estimators": 50}``).
     """
+    options = dict(classifier_options or {})
     from tqdm.auto import tqdm
 
     skipped: dict[str, str] = {}
@@ -202,7 +207,7 @@ def run_augmentation(
     ceiling: dict[int, float] = {}
     for seed, fraction in steps:
         if seed not in ceiling:
-            ceiling[seed] = _score(full, test, classifier, n_packets, seed)
+            ceiling[seed] = _score(full, test, classifier, n_packets, seed, options)
         subset = _keep_columns(stratified_fraction(train, fraction, seed), n_packets)
         missing = augmentation_targets(subset, min_target)
         extra: dict[str, FlowTable | None] = {
@@ -227,7 +232,7 @@ def run_augmentation(
                 data = subset if added is None or len(added) == 0 else FlowTable.concat(
                     [subset, _keep_columns(added, n_packets)]
                 )
-                scores[key].append(_score(data, test, classifier, n_packets, seed))
+                scores[key].append(_score(data, test, classifier, n_packets, seed, options))
                 sizes[key].append(len(data))
         bar.update(1)
     bar.close()

@@ -136,6 +136,7 @@ def _tstr_axis(
     classifiers: Sequence[str],
     n_packets: int,
     bar,
+    options: dict[str, dict[str, Any]],
 ) -> tuple[dict[str, Any], dict[int, FlowTable]]:
     per_seed, synthetic_sets = [], {}
     for seed in seeds:
@@ -147,12 +148,13 @@ def _tstr_axis(
             synthetic_sets[seed] = synth
         privacy = _privacy(train, test, synth) if synth is not None else None
         for clf in classifiers:
+            opts = options.get(clf)
             if synth is not None:
-                result = tstr_trtr(train, test, synth, clf, n_packets, seed, dataset.classes)
+                result = tstr_trtr(train, test, synth, clf, n_packets, seed, dataset.classes, opts)
             else:
                 from ntg.evaluation.tstr import train_and_score
 
-                trtr = train_and_score(train, test, clf, n_packets, seed, dataset.classes)
+                trtr = train_and_score(train, test, clf, n_packets, seed, dataset.classes, opts)
                 result = {"tstr": None, "trtr": trtr, "ratio": None, "n_synthetic": 0,
                           "n_train": len(train), "n_test": len(test)}
             per_seed.append({"seed": seed, "classifier": clf, **result,
@@ -201,9 +203,15 @@ def evaluate(
     augmentation_seeds: int = 3,
     cost_flows: int = 2048,
     cost_batch: int = 256,
+    classifier_options: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Evaluate on ``axes`` and return the report dict; with ``out_dir``, write ``report.json``,
-    ``report.md`` and ``figures/`` there (the folder is replaced atomically as a whole)."""
+    ``report.md`` and ``figures/`` there (the folder is replaced atomically as a whole).
+
+    ``classifier_options`` maps a classifier name to constructor options (e.g. ``{"rf": {"n_estimators":
+    50}}``); augmentation uses the ``"rf"`` options.
+    """
+    options = {k: dict(v) for k, v in (classifier_options or {}).items()}
     from tqdm.auto import tqdm
 
     import ntg
@@ -248,7 +256,7 @@ def evaluate(
     synthetic_sets: dict[int, FlowTable] = {}
 
     if need_tstr:
-        report["tstr"], synthetic_sets = _tstr_axis(dataset, seeds, sources, classifiers, n, bar)
+        report["tstr"], synthetic_sets = _tstr_axis(dataset, seeds, sources, classifiers, n, bar, options)
     main_synth = synthetic_sets.get(seeds[0]) or synthetic_like(sources[seeds[0]], train, seed=seeds[0])
 
     if "fidelity" in axes:
@@ -281,7 +289,7 @@ def evaluate(
             train, test, synthetic_source=sources[seeds[0]],
             fraction_generator=fraction_generator if fit_like is not None else None,
             fractions=fractions, seeds=tuple(range(augmentation_seeds)), classifier="rf", n_packets=n,
-            progress=progress,
+            progress=progress, classifier_options=options.get("rf"),
         )
         bar.update(1)
     if "cost" in axes:
@@ -303,7 +311,8 @@ def evaluate(
         source=source,
         settings={"axes": list(axes), "n_packets": n, "split_seeds": seeds, "retrain": retrain,
                   "classifiers": list(classifiers), "augmentation_fractions": [float(f) for f in fractions],
-                  "augmentation_seeds": augmentation_seeds, "wall_s": time.perf_counter() - started},
+                  "augmentation_seeds": augmentation_seeds, "classifier_options": options,
+                  "wall_s": time.perf_counter() - started},
         figures={},
         warnings=warnings,
     )

@@ -95,9 +95,10 @@ def train_and_score(
     n_packets: int = 10,
     seed: int = 0,
     classes: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Fit ``classifier`` on ``train``, score it on ``test``."""
-    model = make_classifier(classifier, n_packets=n_packets, seed=seed).fit(train)
+    """Fit ``classifier`` (constructor ``options``, e.g. ``n_estimators``) on ``train``; score on ``test``."""
+    model = make_classifier(classifier, n_packets=n_packets, seed=seed, **(options or {})).fit(train)
     return classification_scores(test.labels, model.predict(test), classes)
 
 
@@ -109,13 +110,14 @@ def tstr_trtr(
     n_packets: int = 10,
     seed: int = 0,
     classes: Sequence[str] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Scores of the same classifier trained on ``synthetic`` (TSTR) and on ``real_train`` (TRTR).
 
     ``ratio`` is TSTR macro-F1 / TRTR macro-F1 (None when TRTR is 0).
     """
-    trtr = train_and_score(real_train, real_test, classifier, n_packets, seed, classes)
-    tstr = train_and_score(synthetic, real_test, classifier, n_packets, seed, classes)
+    trtr = train_and_score(real_train, real_test, classifier, n_packets, seed, classes, options)
+    tstr = train_and_score(synthetic, real_test, classifier, n_packets, seed, classes, options)
     return {
         "tstr": tstr,
         "trtr": trtr,
