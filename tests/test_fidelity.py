@@ -214,3 +214,14 @@ def test_real_vs_real_scores_near_ideal_and_beats_corruptions(datasets_root):
     assert doubled["score"] > 5 * overall["score"]
     assert shuffled["score_parts"]["transition_l1"] > overall["score_parts"]["transition_l1"]
     assert doubled["score_parts"]["jsd_payload"] > 10 * overall["score_parts"]["jsd_payload"]
+
+
+def test_real_train_vs_test_split_scores_near_ideal(iot_small):
+    """Real iot-sentinel flows: held-out captures score far closer to training than a corruption does."""
+    train, test = iot_small.train.first(N), iot_small.test.first(N)
+    same = fidelity_report(train, test, seed=0)
+    shuffled = fidelity_report(train, corrupted(test), seed=0)
+    assert same["per_class"], same["skipped_classes"]
+    assert same["score"] < 0.1
+    assert shuffled["score"] > 2 * same["score"]
+    assert same["score_parts"]["c2st"] < shuffled["score_parts"]["c2st"]

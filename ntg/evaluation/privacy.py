@@ -10,7 +10,8 @@
                               standardised with the training statistics)
 ``dcr_test_median/_p5``       the same for the real test flows (the natural level)
 ``dcr_share_below_test_p5``   share of synthetic flows at or below the test flows' 5th-percentile DCR
-                              (≈ 0.05 or a little more for a fresh sample — ties at 0 count —, 1 for copies)
+                              (≈ 0.05 for a fresh sample, more where real flows repeat exactly since ties
+                              at 0 count — 0.2 on iot-sentinel —, 1 for copies)
 ``copy_rate``                 share of synthetic flows that exactly copy some training flow
 ``natural_copy_rate``         share of real test flows that exactly copy some training flow
 ``copy_excess``               copy_rate − natural_copy_rate
