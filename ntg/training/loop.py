@@ -39,7 +39,15 @@ from ntg.utils.io import atomic_path
 if TYPE_CHECKING:
     from ntg.models.neural import NeuralGenerator
 
-__all__ = ["CHECKPOINT_FILE", "EpochStats", "Reporter", "TrainConfig", "TrainResult", "train_generator"]
+__all__ = [
+    "CHECKPOINT_FILE",
+    "EpochStats",
+    "Reporter",
+    "TrainConfig",
+    "TrainResult",
+    "generator_from_checkpoint",
+    "train_generator",
+]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CHECKPOINT_VERSION = 1
@@ -378,8 +386,9 @@ def train_generator(
             _save_checkpoint(ckpt_path, gen, module, optimizer, scheduler, config, epoch, best_state,
                              bad_epochs, result)
             written = ckpt_path.parent
-        reporter.report({**asdict(stats), "best_epoch": result.best_epoch,
-                         "num_parameters": gen.num_parameters()}, written)
+        metrics = {**asdict(stats), "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
+                   "total_wall_s": result.wall_s, "num_parameters": gen.num_parameters()}
+        reporter.report(metrics, written)
         if result.stopped_early:
             break
 
@@ -388,6 +397,27 @@ def train_generator(
     module.eval()
     result.wall_s = previous_wall + time.perf_counter() - started
     return result
+
+
+def generator_from_checkpoint(path: str | Path, best: bool = True) -> NeuralGenerator:
+    """The generator saved in a training checkpoint (a ``checkpoint.pt`` file or its folder), with its best
+    weights (or, ``best=False``, those of the last finished epoch), on CPU and in eval mode."""
+    import ntg.models  # noqa: F401  (registers every family)
+    from ntg.models.base import GENERATORS
+
+    path = Path(path)
+    path = path / CHECKPOINT_FILE if path.is_dir() else path
+    if not path.is_file():
+        raise NtgError(f"{path}: no training checkpoint here; train with a checkpoint_dir first")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    family = state.get("family")
+    if family not in GENERATORS:
+        raise NtgError(f"{path}: unknown family {family!r}; known: {sorted(GENERATORS)}")
+    gen = GENERATORS[family](**state["hparams"])
+    gen.set_learnt_metadata(state["learnt"])
+    weights = state["best_state"] if best and state["best_state"] is not None else state["module"]
+    gen.load_state_arrays({k: v.numpy() for k, v in weights.items()})
+    return gen
 
 
 def _evaluate(
@@ -419,6 +449,7 @@ def _save_checkpoint(path, gen, module, optimizer, scheduler, config, epoch, bes
         "version": CHECKPOINT_VERSION,
         "family": gen.family,
         "hparams": _jsonable(gen.get_config()),
+        "learnt": gen.learnt_metadata(),
         "config": _comparable(config),
         "epoch": epoch,
         "module": _cpu_state(module),

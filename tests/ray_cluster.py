@@ -1,0 +1,118 @@
+"""A real local Ray cluster for tests: ``from ray_cluster import ray_cluster`` in a test module.
+
+The session-scoped fixture runs ``ray start --head --block`` as a child process (2 CPUs, 512 MB object
+store, free ports everywhere, no dashboard, its own ``--temp-dir`` under /tmp so concurrent test runs do not
+clash), connects with ``ray.init(address=...)`` and, at the end, stops *that* head by signalling the
+``ray start --block`` process it started (which stops the Ray processes it launched). A plain ``ray stop``
+would also kill every other Ray cluster on the machine, such as a colleague's concurrent test run.
+
+Worker processes get ``PYTHONPATH`` with ``tests/`` so helper modules (e.g. ``tiny_generator``) import there.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+RAY = Path(sys.executable).with_name("ray")
+PORT_OPTIONS = (
+    "--port",
+    "--dashboard-port",
+    "--ray-client-server-port",
+    "--node-manager-port",
+    "--object-manager-port",
+    "--metrics-export-port",
+    "--dashboard-agent-listen-port",
+    "--dashboard-agent-grpc-port",
+    "--runtime-env-agent-port",
+)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports that are free right now."""
+    sockets, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        sockets.append(s)
+        ports.append(s.getsockname()[1])
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    raise RuntimeError(f"Ray head not listening on {port} after {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the ``ray start --block`` process (it stops its Ray processes); SIGKILL its group if stuck."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    try:  # anything left in the process group this fixture created
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[str]:
+    """Address (``127.0.0.1:PORT``) of a fresh 2-CPU local Ray head this process is connected to."""
+    import ray
+
+    os.environ["RAY_AUTH_MODE"] = "disabled"
+    temp_dir = Path(tempfile.mkdtemp(prefix="ntg-ray-", dir="/tmp"))
+    ports = dict(zip(PORT_OPTIONS, free_ports(len(PORT_OPTIONS)), strict=True))
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PYTHONPATH": os.pathsep.join([str(TESTS), str(TESTS.parent), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    command = [
+        str(RAY), "start", "--head", "--block", "--num-cpus", "2", "--num-gpus", "0",
+        "--object-store-memory", "512000000", "--include-dashboard", "false", "--disable-usage-stats",
+        "--node-ip-address", "127.0.0.1", "--temp-dir", str(temp_dir),
+        *[item for option, port in ports.items() for item in (option, str(port))],
+    ]
+    log = temp_dir / "ray_start.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    address = f"127.0.0.1:{ports['--port']}"
+    try:
+        _wait_for_port(ports["--port"], proc, log)
+        ray.init(address=address, log_to_driver=False,
+                 runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}})
+        yield address
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        _stop(proc)
+        shutil.rmtree(temp_dir, ignore_errors=True)
