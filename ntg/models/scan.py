@@ -15,15 +15,23 @@ from __future__ import annotations
 import torch
 
 
-def _scan_inplace(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Hillis–Steele scan over dim 1; overwrites ``a`` (with cumulative products) and ``b`` (with ``h``)."""
+def _scan_inplace(a: torch.Tensor, b: torch.Tensor, reverse: bool = False) -> torch.Tensor:
+    """Hillis–Steele scan over dim 1; overwrites ``a`` (with partial products) and ``b`` (with ``h``).
+
+    ``reverse`` scans from the end: ``h_t = a_t h_{t+1} + b_t``.
+    """
     length = a.shape[1]
     offset = 1
     while offset < length:
-        carry = a[:, offset:] * b[:, :-offset]  # computed before either slice is overwritten
-        a_prev = a[:, offset:] * a[:, :-offset]
-        b[:, offset:] += carry
-        a[:, offset:] = a_prev
+        # element t combines with its partner t ∓ offset; products are taken before anything is overwritten
+        head, tail = slice(None, length - offset), slice(offset, None)
+        dst, src = (head, tail) if reverse else (tail, head)
+        carry = a[:, dst] * b[:, src]
+        last = 2 * offset >= length  # the partial products are not needed after the last round
+        coeff = None if last else a[:, dst] * a[:, src]
+        b[:, dst] += carry
+        if coeff is not None:
+            a[:, dst] = coeff
         offset *= 2
     return b
 
@@ -38,12 +46,13 @@ class _PScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
         a, h = ctx.saved_tensors
-        a_next = torch.zeros_like(a)
+        a_next = torch.empty_like(a)  # g_t = a_{t+1} g_{t+1} + dL/dh_t, a reverse scan
         a_next[:, :-1] = a[:, 1:]
-        # reverse scan: flip time, scan, flip back
-        g = _scan_inplace(a_next.flip(1), grad_h.flip(1).clone()).flip(1)
-        grad_a = torch.zeros_like(a)
-        grad_a[:, 1:] = g[:, 1:] * h[:, :-1]
+        a_next[:, -1:] = 0
+        g = _scan_inplace(a_next, grad_h.clone(), reverse=True)
+        grad_a = torch.empty_like(a)
+        grad_a[:, :1] = 0
+        torch.mul(g[:, 1:], h[:, :-1], out=grad_a[:, 1:])
         return grad_a, g
 
 
