@@ -67,7 +67,8 @@ def test_training_lowers_the_loss_and_reports_json(split):
     assert all(h.flows_per_s > 0 and h.wall_s > 0 for h in result.history)
     assert result.wall_s >= sum(h.wall_s for h in result.history)
     assert not gen.module.training
-    assert str(gen.device) == "cpu" == result.device
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # device "auto"; the module stays there
+    assert gen.device.type == torch.device(result.device).type == expected
     again = TrainResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert again == result
     assert len(gen.sample(7, seed=1)) == 7
