@@ -42,8 +42,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--offline", action="store_true", help="never download; fail if no local copy")
     p.add_argument("--idle-timeout", type=float, default=120.0, help="seconds of silence that end a biflow")
     p.add_argument("--min-packets", type=int, default=2, help="drop biflows with fewer packets (default 2)")
-    p.add_argument("--min-flows-per-class", type=int, default=20, help="classes with fewer flows are "
-                   "dropped or merged (default 20)")
+    p.add_argument("--min-flows-per-class", type=int, default=30, help="classes with fewer flows are "
+                   "dropped or merged (default 30)")
     p.add_argument("--small-classes", choices=("drop", "other"), default="drop",
                    help="what to do with classes under --min-flows-per-class")
     p.add_argument("--max-flows-per-class", type=int, help="cap flows per class (seeded sample)")
@@ -55,6 +55,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                        "(default for iot-sentinel)")
     hosts.add_argument("--all-hosts", dest="device_only", action="store_false",
                        help="keep every biflow of each capture")
+    p.add_argument("--split-by", choices=("auto", "capture", "flow"), default="auto",
+                   help="group that a split never divides: capture (default for captures and MIRAGE) or flow "
+                   "(default for CESNET tables, which carry no capture)")
     p.add_argument("--keep-unknown", action="store_true", help="keep flows nDPI could not label")
     p.add_argument("--jobs", type=int, help="parallel parser processes (default: up to 4 cores)")
     p.add_argument("--force", action="store_true", help="rebuild even if the result is up to date")
@@ -82,6 +85,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         split_fractions=fractions,  # type: ignore[arg-type]
         device_only=args.device_only,
         keep_unknown=args.keep_unknown,
+        split_by=args.split_by,
     )
     dataset = prepare_dataset(args.source, args.out, options, root=args.root, offline=args.offline,
                               jobs=args.jobs, progress=not args.quiet, force=args.force)
@@ -104,7 +108,7 @@ def cmd_data_info(args: argparse.Namespace) -> int:
           f"sha256 {src.get('checksum', '')[:16]}…)")
     print(f"labels    {meta['label_mode']}    split seed {meta['split_seed']}    flows {meta['flows']}    "
           f"captures {meta['captures']}")
-    print(f"splits    " + "  ".join(f"{k} {v}" for k, v in meta["splits"].items()))
+    print("splits    " + "  ".join(f"{k} {v}" for k, v in meta["splits"].items()))
     print()
     print(info_table(dataset).to_string(index=False))
     if meta.get("dropped_classes"):

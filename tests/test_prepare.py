@@ -11,13 +11,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import IOT_SMALL_DEVICES, iot_sentinel_dir
 
 from ntg.data.dataset import PreparedDataset
 from ntg.data.prepare import PrepareOptions, prepare_dataset
 from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
-
-from .conftest import IOT_SMALL_DEVICES, iot_sentinel_dir
 
 QUIET = {"progress": False, "log": lambda m: None}
 
@@ -64,13 +63,30 @@ def test_split_seed_changes_split_not_flows(iot_small_captures: Path, tmp_path: 
     devices.mkdir()
     for d in IOT_SMALL_DEVICES[:3]:
         (devices / d).symlink_to(iot_small_captures / d)
-    a = prepare_dataset(str(devices), tmp_path / "a", PrepareOptions(split_seed=0, min_flows_per_class=5), **QUIET)
-    b = prepare_dataset(str(devices), tmp_path / "b", PrepareOptions(split_seed=1, min_flows_per_class=5), **QUIET)
+    a, b = (
+        prepare_dataset(str(devices), tmp_path / f"s{seed}",
+                        PrepareOptions(split_seed=seed, min_flows_per_class=5, device_only=True), **QUIET)
+        for seed in (0, 1)
+    )
     assert len(a.flows) == len(b.flows)
     assert not a.flows.meta["split"].equals(b.flows.meta["split"])
-    all_hosts = prepare_dataset(str(devices), tmp_path / "c",
-                                PrepareOptions(device_only=False, min_flows_per_class=5), **QUIET)
-    assert len(all_hosts.flows) > len(a.flows)
+
+
+def test_device_only_filter_drops_other_hosts(iot_small_captures: Path, tmp_path: Path) -> None:
+    """With another host's MAC in _iotdevice-mac.txt, only that host's biflows survive."""
+    folder = tmp_path / "caps" / "HueBridge"
+    folder.mkdir(parents=True)
+    for p in sorted((iot_small_captures / "HueBridge").glob("*.pcap"))[:8]:
+        (folder / p.name).symlink_to(p)
+    options = PrepareOptions(min_flows_per_class=1, min_packets=1)
+    every = prepare_dataset(str(folder.parent), tmp_path / "all", options, **QUIET)
+    macs = every.flows.meta["client_mac"].value_counts()
+    other = next(m for m in macs.index if m and m != "ff:ff:ff:ff:ff:ff" and macs[m] < macs.iloc[0])
+    (folder / "_iotdevice-mac.txt").write_text(other + "\n")
+    only = prepare_dataset(str(folder.parent), tmp_path / "only",
+                           PrepareOptions(min_flows_per_class=1, min_packets=1, device_only=True), **QUIET)
+    assert 0 < len(only.flows) < len(every.flows)
+    assert ((only.flows.meta["client_mac"] == other) | (only.flows.meta["server_mac"] == other)).all()
 
 
 def test_interrupted_prepare_leaves_no_half_dataset(iot_small_captures: Path, tmp_path: Path, monkeypatch) -> None:
@@ -105,14 +121,18 @@ def test_truncated_capture_keeps_parsed_flows_and_reports(iot_small_captures: Pa
     assert (ds.flows.meta["capture"] == f"HueBridge/{victim.name}").sum() > 0
 
 
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
 @pytest.mark.parametrize(
     ("make_source", "options", "message"),
     [
         (lambda d: d, PrepareOptions(), "no captures found"),
-        (lambda d: (d / "notes.txt").write_text("hello") or d / "notes.txt", PrepareOptions(),
-         "neither a pcap"),
-        (lambda d: (d / "x").mkdir() or (d / "x" / "bad.pcap").write_text("hello") or d, PrepareOptions(),
-         "bad.pcap"),
+        (lambda d: _write(d / "notes.txt", "hello"), PrepareOptions(), "neither a pcap"),
+        (lambda d: _write(d / "x" / "bad.pcap", "hello").parent, PrepareOptions(), "bad.pcap"),
         (lambda d: d / "missing", PrepareOptions(), "no such file"),
     ],
 )
@@ -134,10 +154,8 @@ def test_ndpi_labels_on_real_captures(datasets_root: Path, tmp_path: Path) -> No
     pcaps = datasets_root / "ndpi" / "tests" / "cfgs" / "default" / "pcap"
     folder = tmp_path / "ndpi"
     folder.mkdir()
-    for name in ["dns_long_domainname.pcap", "quic-mvfst-27.pcapng", "tls_verylong_certificate.pcap",
-                 "ntp.pcap", "http-manipulated.pcap", "youtube_quic.pcap", "skype.pcap", "whatsapp.pcap"]:
-        if (pcaps / name).exists():
-            (folder / name).symlink_to(pcaps / name)
+    for capture in sorted(pcaps.iterdir())[::12]:
+        (folder / capture.name).symlink_to(capture)
     ds = prepare_dataset(str(folder), tmp_path / "out",
                          PrepareOptions(labels="ndpi", min_flows_per_class=1), **QUIET)
     assert ds.meta["label_mode"] == "ndpi"
@@ -150,8 +168,11 @@ def test_dataset_files_prepare(datasets_root: Path, tmp_path: Path) -> None:
     ds = prepare_dataset(str(ppi), tmp_path / "cesnet", PrepareOptions(min_flows_per_class=5), **QUIET)
     assert set(ds.classes) <= {"Miner", "Other"} and len(ds.flows) > 1000
     mirage = datasets_root / "mirage19-sample" / "sample-data"
-    ds = prepare_dataset(str(mirage), tmp_path / "mirage", PrepareOptions(min_flows_per_class=1), **QUIET)
-    assert len(ds.classes) >= 2
+    with pytest.raises(NtgError, match="no flows left"):  # one capture per app: nothing evaluable by capture
+        prepare_dataset(str(mirage), tmp_path / "m0", PrepareOptions(min_flows_per_class=1), **QUIET)
+    ds = prepare_dataset(str(mirage), tmp_path / "mirage",
+                         PrepareOptions(min_flows_per_class=1, split_by="flow"), **QUIET)
+    assert len(ds.classes) == 3
     ds.flows.validate()
 
 

@@ -9,6 +9,7 @@ row metadata :func:`ntg.data.biflow.capture_to_flows` produces. Labellers return
 from __future__ import annotations
 
 import ipaddress
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,7 +64,7 @@ def parse_label_mode(text: str) -> LabelMode:
 # ---------------------------------------------------------------------------------------------- dir
 def label_from_dir(capture: Path, root: Path) -> str:
     """The name of the folder holding ``capture`` (``root/<class>/.../<class>/x.pcap`` → ``<class>``)."""
-    capture, root = Path(capture).resolve(), Path(root).resolve()
+    capture, root = Path(os.path.abspath(capture)), Path(os.path.abspath(root))  # keep symlinked folders
     if root not in capture.parents:
         raise NtgError(f"{capture}: not below the dataset folder {root}; pass the folder that holds it")
     if capture.parent == root:

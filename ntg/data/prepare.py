@@ -45,15 +45,18 @@ class PrepareOptions:
     idle_timeout: float = 120.0
     max_packets: int = MAX_PACKETS
     min_packets: int = 2
-    min_flows_per_class: int = 20
+    min_flows_per_class: int = 30
     small_classes: str = "drop"  # drop | other
     max_flows_per_class: int | None = None
     split_seed: int = 0
     split_fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
     device_only: bool | None = None  # iot-sentinel: keep biflows of the folder's device MAC only
     keep_unknown: bool = False
+    split_by: str = "auto"  # capture | flow | auto (flow for CESNET tables, which carry no capture, else capture)
 
     def check(self) -> None:
+        if self.split_by not in ("auto", "capture", "flow"):
+            raise NtgError(f"--split-by must be auto, capture or flow, not {self.split_by!r}")
         if self.small_classes not in ("drop", "other"):
             raise NtgError(f"--small-classes must be 'drop' or 'other', not {self.small_classes!r}")
         if not 1 <= self.max_packets <= MAX_PACKETS:
@@ -104,7 +107,7 @@ def resolve_source(source: str, root: str | Path | None, offline: bool, progress
     captures = find_captures(path)
     if captures:
         return ResolvedSource("captures", path, "pcap", "dir", {"path": str(path)})
-    json_files = sorted(path.rglob("*.json"))
+    json_files = sorted(p for p in _walk_files(path) if p.suffix == ".json")
     if json_files and _detect_dataset_format(json_files[0]) == "mirage-json":
         return ResolvedSource("dataset-file", path, "mirage-json", "given", {"path": str(path)})
     raise NtgError(
@@ -130,12 +133,17 @@ def is_capture(path: Path) -> bool:
 def find_captures(root: Path) -> list[Path]:
     """Capture files below ``root`` (by suffix, or by magic for files without one), sorted."""
     out = []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file() or p.name.startswith("."):
+    for p in sorted(_walk_files(root)):
+        if p.name.startswith("."):
             continue
         if p.suffix.lower() in CAPTURE_SUFFIXES or (p.suffix == "" and is_capture(p)):
             out.append(p)
     return out
+
+
+def _walk_files(root: Path) -> list[Path]:
+    """Every file below ``root``, following symbolic links to folders."""
+    return [Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in files]
 
 
 def source_checksum(paths: list[Path], base: Path) -> str:
@@ -205,9 +213,6 @@ def _report_dict(report: Any) -> dict[str, Any]:
 
 
 def _process_star(args: tuple) -> tuple[FlowTable, dict[str, Any]]:
-    import torch
-
-    torch.set_num_threads(1)
     return process_capture(*args)
 
 
@@ -235,7 +240,7 @@ def prepare_dataset(
     device_only = bool(options.device_only if options.device_only is not None else
                        resolved.options.get("device_only", False))
     inputs = find_captures(resolved.path) if resolved.path.is_dir() and resolved.fmt == "pcap" else (
-        sorted(p for p in resolved.path.rglob("*") if p.is_file()) if resolved.path.is_dir() else [resolved.path]
+        sorted(_walk_files(resolved.path)) if resolved.path.is_dir() else [resolved.path]
     )
     if not inputs:
         raise NtgError(f"{resolved.path}: empty — no input files found")
@@ -263,6 +268,10 @@ def prepare_dataset(
     else:
         flows, capture_infos = _read_dataset_files(resolved, inputs, options)
     summary = _summarise_parsing(capture_infos)
+    split_by = options.split_by if options.split_by != "auto" else (
+        "flow" if resolved.fmt in ("cesnet-ppi", "cesnet-lists") else "capture")
+    if split_by == "flow":  # each flow is its own group (sources without capture structure)
+        flows.meta["capture"] = [f"{c}#{i}" for i, c in enumerate(flows.meta["capture"])]
     flows, dropped = _filter(flows, options, label_mode)
     if len(flows) == 0:
         raise NtgError(
