@@ -190,3 +190,36 @@ def test_train_config_from_dict_and_overrides():
         apply_overrides({"optim": {}})
     with pytest.raises(NtgError, match="unknown train setting"):
         split_config(None, ["train.epoch=3"])
+
+
+def test_generator_from_checkpoint_restores_best_or_last_weights(split, tmp_path):
+    from ntg.training.loop import generator_from_checkpoint
+
+    train, val = split
+    gen = TinyMLP(hidden=8)
+    recorder = Recorder(gen)
+    train_generator(gen, train, val, TrainConfig(epochs=3, patience=1, min_delta=10.0), checkpoint_dir=tmp_path,
+                    reporter=recorder)
+    best = generator_from_checkpoint(tmp_path)
+    last = generator_from_checkpoint(tmp_path / CHECKPOINT_FILE, best=False)
+    assert best.classes_ == gen.classes_ and best.get_config() == gen.get_config()
+    assert all(torch.equal(v, recorder.states[0][k]) for k, v in best.module.state_dict().items())
+    assert all(torch.equal(v, recorder.states[-1][k]) for k, v in last.module.state_dict().items())
+    assert len(best.sample(4, seed=0)) == 4
+    with pytest.raises(NtgError, match="no training checkpoint"):
+        generator_from_checkpoint(tmp_path / "elsewhere")
+
+
+def test_tune_trial_settings_merge_dotted_keys():
+    from ntg.training.tune_trainable import trial_settings
+
+    family, data_dir, model, train = trial_settings(
+        {"family": "tiny-mlp", "data_dir": "/d", "model": {"hidden": 4, "dropout": 0.0},
+         "model.hidden": 32, "train": {"epochs": 2}, "train.lr": 0.01, "threads": 1}
+    )
+    assert (family, data_dir, model) == ("tiny-mlp", "/d", {"hidden": 32, "dropout": 0.0})
+    assert train.epochs == 2 and train.lr == 0.01
+    with pytest.raises(NtgError, match="lerning_rate"):
+        trial_settings({"family": "x", "data_dir": "/d", "lerning_rate": 1})
+    with pytest.raises(NtgError, match="data_dir"):
+        trial_settings({"family": "x"})
