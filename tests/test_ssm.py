@@ -73,3 +73,8 @@ def test_samples_follow_the_requested_class(trained):
 
 def test_seeded_sampling_and_save_load_round_trip(trained, tmp_path):
     ar_flows.check_determinism_and_round_trip(trained, tmp_path)
+
+
+def test_fits_a_real_iot_sentinel_subset(iot_small):
+    gen = create_generator("ssm", d_model=64, n_layers=2, d_state=8)
+    ar_flows.check_fits_real_data(gen, iot_small)

@@ -85,3 +85,8 @@ def test_bf16_sampling_is_valid(trained):
     flows = gen.sample(50, seed=0)
     flows.validate()
     assert np.all(flows.length >= 1)
+
+
+def test_fits_a_real_iot_sentinel_subset(iot_small):
+    gen = create_generator("transformer", d_model=64, n_layers=2, n_heads=4, mlp_hidden=128)
+    ar_flows.check_fits_real_data(gen, iot_small)

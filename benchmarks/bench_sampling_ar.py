@@ -1,0 +1,215 @@
+"""Sampling and training throughput of the transformer and SSM families against reference implementations.
+
+For the default sizes of both families, at batch 1, 256 and 4096 on this CPU:
+
+* ours: ``gen.sample(batch)`` end to end (tokens → decoded FlowTable), in float32 and with
+  ``sample_precision="bfloat16"`` (bf16 autocast);
+* transformer reference: Hugging Face ``LlamaForCausalLM.generate`` with its KV cache, random weights,
+  the same d_model / layers / heads / SwiGLU width, vocabulary = our packet + iat vocabularies,
+  a one-token prompt (the class token) and ``max_new_tokens = min_new_tokens = n_packets``, float32;
+* SSM reference: the pure-PyTorch ``mambapy`` Mamba LM (same d_model / layers / d_state / expand / d_conv),
+  generating ``n_packets`` tokens with its recurrent ``step``, float32.
+
+Timing: the reference and ours alternate, each measured ``reps`` times (one at batch 4096), and the best
+(lowest) wall time is kept, since the machine is shared. Peak memory: growth of the process's peak
+resident set size during one call (Linux ``VmHWM`` after resetting it through ``/proc/self/clear_refs``),
+i.e. what the call had to allocate beyond the memory already mapped; weights are excluded.
+Training: forward + backward + AdamW step at batch 256 on constructed flows, flows per second.
+
+Our models are untrained (random weights, tokens fitted on constructed flows), so almost no flow stops early
+and the finished-row compaction of ``generate`` hardly helps here; on trained models with short flows it does.
+
+    .venv/bin/python benchmarks/bench_sampling_ar.py [--threads 1] [--reps 3] [--batches 1 256 4096]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sampling_ar.json"
+
+
+def _vm_kib(field: str) -> int:
+    text = Path("/proc/self/status").read_text()
+    return int(re.search(rf"^{field}:\s+(\d+) kB", text, re.M).group(1))
+
+
+def peak_rss_growth_mib(fn: Callable[[], object]) -> float:
+    """Peak RSS growth during ``fn()`` in MiB (Linux only; NaN elsewhere)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        before = _vm_kib("VmRSS")
+        fn()
+        return (_vm_kib("VmHWM") - before) / 1024
+    except (OSError, AttributeError):
+        fn()
+        return float("nan")
+
+
+def best_time(fn: Callable[[], object], reps: int) -> float:
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+# ---------------------------------------------------------------------------------------------- models
+def our_generator(family: str, flows, precision: str):
+    from ntg.models import create_generator
+
+    gen = create_generator(family, sample_precision=precision)
+    gen.prepare(flows)
+    gen.module.eval()
+    return gen
+
+
+def hf_llama(gen, vocab: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    config = LlamaConfig(
+        vocab_size=vocab, hidden_size=gen.d_model, intermediate_size=gen.mlp_hidden,
+        num_hidden_layers=gen.n_layers, num_attention_heads=gen.n_heads, num_key_value_heads=gen.n_heads,
+        max_position_embeddings=gen.n_packets + 1, tie_word_embeddings=False,
+        bos_token_id=0, eos_token_id=None, pad_token_id=0,
+    )
+    model = LlamaForCausalLM(config).eval()
+
+    def sample(batch: int) -> torch.Tensor:
+        prompt = torch.randint(1, vocab, (batch, 1))
+        with torch.no_grad():
+            return model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
+                                  max_new_tokens=gen.n_packets, min_new_tokens=gen.n_packets, use_cache=True)
+
+    return model, sample
+
+
+def mambapy_lm(gen, vocab: int):
+    """mambapy's ``Mamba`` with an embedding, final RMSNorm and head: what ``mambapy.lm.LM.step`` does
+    (``mambapy.lm`` itself needs einops for Mamba-2, which is not installed)."""
+    from mambapy.mamba import Mamba, MambaConfig, RMSNorm
+
+    config = MambaConfig(d_model=gen.d_model, n_layers=gen.n_layers, d_state=gen.d_state,
+                         expand_factor=gen.expand, d_conv=gen.d_conv)
+    model = torch.nn.ModuleDict({
+        "embedding": torch.nn.Embedding(vocab, config.d_model), "mamba": Mamba(config),
+        "norm_f": RMSNorm(config.d_model), "lm_head": torch.nn.Linear(config.d_model, vocab, bias=False),
+    }).eval()
+
+    def sample(batch: int) -> torch.Tensor:
+        token = torch.randint(1, vocab, (batch,))
+        conv = (batch, config.d_inner, config.d_conv - 1)
+        caches = [(None, torch.zeros(conv)) for _ in range(config.n_layers)]
+        out = []
+        with torch.no_grad():
+            for _ in range(gen.n_packets):
+                x, caches = model["mamba"].step(model["embedding"](token), caches)
+                logits = model["lm_head"](model["norm_f"](x))
+                token = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(1)
+                out.append(token)
+        return torch.stack(out, 1)
+
+    return model, sample
+
+
+def training_flows_per_s(gen, flows, batch: int = 256, steps: int = 4) -> float:
+    data = gen.encode(flows)
+    module = gen.module
+    module.train()
+    opt = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    order = torch.randperm(len(flows), generator=torch.Generator().manual_seed(0))
+
+    def one(i: int) -> None:
+        idx = order[(i * batch) % len(flows):][:batch]
+        loss = module(**{k: v[idx] for k, v in data.items()})
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    one(0)  # warm-up
+    t0 = time.perf_counter()
+    for i in range(1, steps + 1):
+        one(i)
+    module.eval()
+    return steps * batch / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------------------------------------- main
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.ar_flows import two_class_flows
+
+    flows = two_class_flows(2048, seed=0)
+    results: dict = {"threads": args.threads, "cpu": platform.processor() or platform.machine(),
+                     "torch": torch.__version__, "families": {}}
+    for family, make_ref, ref_name in (("transformer", hf_llama, "hf_llama_generate"),
+                                       ("ssm", mambapy_lm, "mambapy_step")):
+        gen32 = our_generator(family, flows, "float32")
+        gen16 = our_generator(family, flows, "bfloat16")
+        tok = gen32.tokenizer_
+        vocab = tok.n_packet_tokens + tok.n_iat_tokens
+        ref_model, ref_sample = make_ref(gen32, vocab)
+        fam = {
+            "num_parameters": gen32.num_parameters(),
+            "reference_parameters": sum(p.numel() for p in ref_model.parameters()),
+            "flops_per_flow": gen32.flops_per_flow(batch=64),
+            "training_flows_per_s": training_flows_per_s(our_generator(family, flows, "float32"), flows),
+            "batches": {},
+        }
+        for batch in args.batches:
+            reps = 1 if batch >= 4096 else args.reps
+            runs = {
+                "ours_fp32": lambda b=batch, g=gen32: g.sample(b, seed=0),
+                "ours_bf16": lambda b=batch, g=gen16: g.sample(b, seed=0),
+                ref_name: lambda b=batch, f=ref_sample: f(b),
+            }
+            if batch < 4096:  # warm-up
+                for fn in runs.values():
+                    fn()
+            times = {name: float("inf") for name in runs}
+            for _ in range(reps):  # alternate so that load on the shared machine hits all alike
+                for name, fn in runs.items():
+                    times[name] = min(times[name], best_time(fn, 1))
+            row = {name: {"flows_per_s": batch / t, "seconds": t} for name, t in times.items()}
+            for name, fn in runs.items():
+                row[name]["peak_mib"] = peak_rss_growth_mib(fn)
+            row["speedup_fp32"] = times[ref_name] / times["ours_fp32"]
+            row["speedup_bf16"] = times[ref_name] / times["ours_bf16"]
+            fam["batches"][str(batch)] = row
+            print(f"{family:11s} batch {batch:5d}: ours fp32 {batch / times['ours_fp32']:9.0f} flows/s  "
+                  f"bf16 {batch / times['ours_bf16']:9.0f}  {ref_name} {batch / times[ref_name]:9.0f}  "
+                  f"speed-up fp32 {row['speedup_fp32']:.2f}x  bf16 {row['speedup_bf16']:.2f}x  "
+                  f"peak MiB ours {row['ours_fp32']['peak_mib']:.0f} ref {row[ref_name]['peak_mib']:.0f}",
+                  flush=True)
+        print(f"{family:11s} params {fam['num_parameters']:,} (reference {fam['reference_parameters']:,}), "
+              f"{fam['flops_per_flow'] / 1e6:.1f} MFLOP/flow, "
+              f"training {fam['training_flows_per_s']:.0f} flows/s",
+              flush=True)
+        results["families"][family] = fam
+    from ntg.utils.io import write_json
+
+    write_json(args.out, results)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
