@@ -65,17 +65,24 @@ def _wait_for_port(port: int, proc: subprocess.Popen, log: Path, timeout: float 
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the ``ray start --block`` process (it stops its Ray processes); SIGKILL its group if stuck."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
+    """SIGTERM the process group of the ``ray start --block`` this fixture started (its own session, so
+    only the Ray processes it launched), then SIGKILL whatever of that group is left after a grace period."""
+    for sig, grace in ((signal.SIGTERM, 5), (signal.SIGKILL, 10)):
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:  # anything left in the process group this fixture created
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(proc.pid, 0)  # anyone of the group still alive?
+            except ProcessLookupError:
+                break
+            proc.poll()
+            time.sleep(0.2)
+        else:
+            continue
+        break
     proc.wait(timeout=10)
 
 
