@@ -54,7 +54,7 @@ class NeuralGenerator(Generator):
 
         config = train_config if train_config is not None else TrainConfig()
         if isinstance(config, dict):
-            config = TrainConfig(**config)
+            config = TrainConfig.from_dict(config)
         self.training_result_ = train_generator(
             self, train, val, config, progress=progress, checkpoint_dir=checkpoint_dir
         )
