@@ -12,7 +12,7 @@ import pytest
 
 from ntg.data._records import walk_capture
 from ntg.data._tshark import tshark_packets
-from ntg.data.pcap import PacketColumns, format_macs, parse_ips, read_packets, sniff_capture
+from ntg.data.pcap import PacketColumns, format_macs, parse_buffer, parse_ips, read_packets, sniff_capture
 from ntg.errors import NtgError
 
 NDPI = "ndpi/tests/cfgs/default/pcap"
@@ -205,3 +205,11 @@ def test_build_helper_round_trips_addresses() -> None:
     assert cols.ip_version.tolist() == [4, 6]
     assert format_macs(cols.src_mac).tolist() == ["aa:bb:cc:00:11:22", ""]
     assert parse_ips(["1.2.3.4"])[0, 10:].tolist() == [255, 255, 1, 2, 3, 4]
+
+
+def test_header_only_and_cut_header(datasets_root: Path) -> None:
+    header = (datasets_root / NDPI / "reddit.pcap").read_bytes()[:24]
+    packets, report = parse_buffer(header, "header-only.pcap")
+    assert len(packets) == 0 and report.packets_read == 0 and not report.truncated
+    packets, report = parse_buffer(header[:10], "cut.pcap")
+    assert len(packets) == 0 and report.truncated and report.bytes_skipped == 10

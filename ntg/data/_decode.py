@@ -60,9 +60,10 @@ class _Bytes:
 
     def block(self, pos: np.ndarray, width: int) -> np.ndarray:
         """(n, width) uint8 bytes starting at each position."""
-        if self.size == 0:
+        if self.size < width:
             return np.zeros((len(pos), width), np.uint8)
-        return self.u8[np.clip(pos[:, None] + np.arange(width), 0, self.size - 1)]
+        windows = np.lib.stride_tricks.sliding_window_view(self.u8, width)  # a view: no index matrix
+        return windows[np.clip(pos, 0, self.size - width)]
 
     def mac(self, pos: np.ndarray) -> np.ndarray:
         return self.block(pos, 6).astype(np.int64) @ _MAC_WEIGHTS

@@ -240,11 +240,14 @@ def parse_ips(addresses: Sequence[str]) -> np.ndarray:
     """Address strings → (n, 16) uint8 (IPv4 as IPv4-mapped)."""
     out = np.zeros((len(addresses), 16), dtype=np.uint8)
     for i, text in enumerate(addresses):
-        if ":" in text:
-            out[i] = np.frombuffer(socket.inet_pton(socket.AF_INET6, text), np.uint8)
-        else:
-            out[i, 10:12] = 0xFF
-            out[i, 12:] = np.frombuffer(socket.inet_pton(socket.AF_INET, text), np.uint8)
+        try:
+            if ":" in text:
+                out[i] = np.frombuffer(socket.inet_pton(socket.AF_INET6, text), np.uint8)
+            else:
+                out[i, 10:12] = 0xFF
+                out[i, 12:] = np.frombuffer(socket.inet_pton(socket.AF_INET, text), np.uint8)
+        except (OSError, TypeError):
+            raise NtgError(f"{text!r} is not an IPv4 or IPv6 address; write e.g. 10.0.0.1 or 2001:db8::1") from None
     return out
 
 
