@@ -175,9 +175,9 @@ def test_fits_a_small_real_subset(iot_small) -> None:
     gen = DiffusionGenerator(**SMALL, seed=0)
     gen.prepare(train)
     before = _mean_loss(gen, iot_small.val)
-    gen.fit(train, iot_small.val, train_config=TrainConfig(epochs=4, batch_size=128, lr=3e-3))
+    gen.fit(train, iot_small.val, train_config=TrainConfig(epochs=3, batch_size=128, lr=3e-3))
     after = _mean_loss(gen, iot_small.val)
-    assert after < 0.7 * before, (before, after)
+    assert after < 0.6 * before, (before, after)
     label = gen.classes_[0]
     flows = gen.sample(100, label, seed=0)
     flows.validate()

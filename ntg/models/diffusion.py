@@ -25,7 +25,7 @@ from ntg.models.denoiser import PacketDenoiser
 from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec, training_packets
 from ntg.models.neural import NeuralGenerator
 
-SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory; results do not depend on it)
+SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory)
 
 
 def cosine_alpha_bar(timesteps: int, offset: float = 0.008) -> torch.Tensor:
