@@ -188,6 +188,24 @@ def test_markov_order_two_captures_what_order_one_cannot(data: FlowTable) -> Non
     assert follows[1] < 0.5
 
 
+def test_markov_backs_off_for_contexts_never_continued_in_training() -> None:
+    """With N=5, flows 64,64,64,64,1500 make (64, 64) continue with 64 or 1500 (1/2 each); a 1500 drawn at
+    position 3 leaves the context (64, 1500) and the token 1500, which training never continued, so the
+    chain backs off to the class's token frequencies: 64 four times out of five, 1500 once."""
+    n = 400
+    payload = np.zeros((n, P), int)
+    payload[:, :5] = [64, 64, 64, 64, 1500]
+    table = flows(np.full(n, 5), payload, np.zeros((n, P), int), np.full((n, P), 0.01), "backoff")
+    gen = MarkovGenerator(n_packets=5, order=2).fit(table)
+    s = gen.sample(6000, "backoff", seed=0)
+    s.validate()
+    assert np.all(s.length == 5)
+    early = s.payload[:, 3] == 1500
+    assert abs(early.mean() - 0.5) < 0.03
+    assert abs(np.mean(s.payload[early, 4] == 1500) - 0.2) < 0.03
+    assert abs(np.mean(s.payload[~early, 4] == 1500) - 0.5) < 0.03  # (64, 64) seen: no back-off
+
+
 def test_gmm_components_and_parameter_count(data: FlowTable) -> None:
     gen = GMMGenerator(components=3, covariance_type="diag").fit(data)
     weights = gen.tables_["weights"]
