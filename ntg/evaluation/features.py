@@ -4,7 +4,8 @@
   N positions, then the stored length. Direction is signed (+1 client→server, -1 server→client) so that 0
   means "no packet"; every field is 0 past the flow's length (masked).
 * :func:`series_features` — a ``(n, C, N)`` float32 array for the 1-D CNN with C = 4 channels: signed
-  direction, ``log1p(payload) / log1p(1500)``, ``log1p(iat in ms) / log1p(1000)``, presence mask.
+  direction, ``log1p(payload) / log1p(1500)``, ``(log10(iat + 1 µs) + 6) / 6`` (0 at 0 s, 1 at 1 s),
+  presence mask.
 * :func:`flows_from_flat` — the inverse of :func:`flat_features` (rounding and clipping), so that augmenters
   working in feature space (SMOTE) still hand back a :class:`~ntg.data.schema.FlowTable`.
 """
@@ -19,7 +20,6 @@ from ntg.data.schema import PACKET_DTYPES, FlowTable
 FLAT_FIELDS = ("direction", "payload", "iat")
 SERIES_CHANNELS = ("direction", "payload", "iat", "mask")
 _PAYLOAD_SCALE = np.log1p(1500.0)
-_IAT_MS_SCALE = np.log1p(1000.0)
 
 
 def _window(flows: FlowTable, n_packets: int) -> FlowTable:
@@ -50,7 +50,7 @@ def series_features(flows: FlowTable, n_packets: int) -> np.ndarray:
     mask = window.mask
     direction = np.where(mask, 1.0 - 2.0 * window.direction, 0.0)
     payload = np.log1p(np.clip(window.payload, 0, None)) / _PAYLOAD_SCALE
-    iat = np.log1p(np.clip(window.iat, 0, None) * 1e3) / _IAT_MS_SCALE
+    iat = (np.log10(np.clip(window.iat, 0, None) + 1e-6) + 6.0) / 6.0
     series = np.stack([direction, payload * mask, iat * mask, mask.astype(np.float64)], axis=1)
     return series.astype(np.float32)
 
