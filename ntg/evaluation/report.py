@@ -140,7 +140,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float | np.floating):
         if not np.isfinite(value):
             return "—"
-        if abs(value) >= 1e4:
+        if abs(value) >= 1e3:
             return f"{value:,.0f}"
         return f"{value:.{digits}g}" if value and abs(value) < 1e-3 else f"{value:.{digits}f}"
     return str(value)
