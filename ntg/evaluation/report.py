@@ -173,7 +173,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             ["tstr", "TSTR macro-F1 (RF)", h["tstr_macro_f1"], _fmt(h["copy_rate"])],
             ["tstr", "TRTR macro-F1 (RF)", h["trtr_macro_f1"], ""],
             ["tstr", "TSTR / TRTR", h["tstr_trtr_ratio"], _fmt(h["copy_rate"])],
-            ["augmentation", f"gain of real+synthetic at {h['augmentation_fraction'] or 0:.0%} real",
+            ["augmentation", "gain of real+synthetic" + (
+                f" at {h['augmentation_fraction']:.0%} real" if h["augmentation_fraction"] else ""),
              h["augmentation_gain"], ""],
             ["privacy", "copy rate", h["copy_rate"], ""],
             ["cost", "parameters", h["parameters"], ""],
