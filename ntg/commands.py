@@ -105,6 +105,11 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain", action="store_true",
                    help="fit a fresh generator per split seed (same family and settings)")
     p.add_argument("--n-packets", type=int, help="packets per flow to judge (default: the generator's)")
+    p.add_argument("--classifiers", nargs="+", default=["rf", "cnn"], choices=("rf", "cnn"),
+                   help="TSTR classifiers: Random Forest (the paper's) and a 1-D CNN (default both)")
+    p.add_argument("--augmentation-seeds", type=int, default=3, help="seeds of the low-data subsets (default 3)")
+    p.add_argument("--no-augmentation-refit", dest="augmentation_refit", action="store_false",
+                   help="skip fitting a generator on each low-data fraction (costly for neural families on CPU)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -124,6 +129,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         retrain=args.retrain,
         n_packets=args.n_packets,
         progress=not args.quiet,
+        classifiers=tuple(args.classifiers),
+        augmentation_seeds=args.augmentation_seeds,
+        augmentation_refit=args.augmentation_refit,
     )
     print((Path(args.out) / "report.md").read_text() if (Path(args.out) / "report.md").exists() else report)
     return 0

@@ -204,12 +204,14 @@ def evaluate(
     cost_flows: int = 2048,
     cost_batch: int = 256,
     classifier_options: dict[str, dict[str, Any]] | None = None,
+    augmentation_refit: bool = True,
 ) -> dict[str, Any]:
     """Evaluate on ``axes`` and return the report dict; with ``out_dir``, write ``report.json``,
     ``report.md`` and ``figures/`` there (the folder is replaced atomically as a whole).
 
     ``classifier_options`` maps a classifier name to constructor options (e.g. ``{"rf": {"n_estimators":
-    50}}``); augmentation uses the ``"rf"`` options.
+    50}}``); augmentation uses the ``"rf"`` options. ``augmentation_refit=False`` skips the "generator trained
+    on the fraction alone" rows (one fit per fraction and seed: costly for neural families on a CPU).
     """
     options = {k: dict(v) for k, v in (classifier_options or {}).items()}
     from tqdm.auto import tqdm
@@ -287,7 +289,7 @@ def evaluate(
 
         report["augmentation"] = run_augmentation(
             train, test, synthetic_source=sources[seeds[0]],
-            fraction_generator=fraction_generator if fit_like is not None else None,
+            fraction_generator=fraction_generator if fit_like is not None and augmentation_refit else None,
             fractions=fractions, seeds=tuple(range(augmentation_seeds)), classifier="rf", n_packets=n,
             progress=progress, classifier_options=options.get("rf"),
         )
@@ -311,7 +313,8 @@ def evaluate(
         source=source,
         settings={"axes": list(axes), "n_packets": n, "split_seeds": seeds, "retrain": retrain,
                   "classifiers": list(classifiers), "augmentation_fractions": [float(f) for f in fractions],
-                  "augmentation_seeds": augmentation_seeds, "classifier_options": options,
+                  "augmentation_seeds": augmentation_seeds, "augmentation_refit": augmentation_refit,
+                  "classifier_options": options,
                   "wall_s": time.perf_counter() - started},
         figures={},
         warnings=warnings,
