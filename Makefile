@@ -36,11 +36,11 @@ demo: install
 	$(VENV)/bin/ntg demo
 
 test: install debian-tools
-	$(VENV)/bin/ruff check ntg tests benchmarks cluster
+	$(VENV)/bin/ruff check ntg tests benchmarks
 	$(PY) -m pytest -q -x --timeout=1800 tests
 
 lint: install
-	$(VENV)/bin/ruff check ntg tests benchmarks cluster
+	$(VENV)/bin/ruff check ntg tests benchmarks
 
 bench: install debian-tools
 	$(PY) benchmarks/run_all.py
