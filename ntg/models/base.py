@@ -190,15 +190,27 @@ def resolve_model_dir(source: str | Path, **hub_kwargs: Any) -> Path:
         return path
     if path.exists():
         raise NtgError(f"{path}: expected a generator folder (config.json + model.safetensors), got a file")
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     try:
         return Path(snapshot_download(repo_id=str(source), **hub_kwargs))
     except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as err:
+        endpoint = hub_kwargs.get("endpoint") or constants.ENDPOINT
+        if isinstance(err, RevisionNotFoundError):
+            why = f"the Hub at {endpoint} has no revision {hub_kwargs.get('revision')!r} of this repo"
+        elif isinstance(err, RepositoryNotFoundError):  # also gated / private repos without a valid token
+            why = f"no such model repo on the Hub at {endpoint} (or it is private or gated: log in or set HF_TOKEN)"
+        else:  # the client's first line is often just "404 Client Error."; keep its non-empty lines
+            why = f"{err.__class__.__name__}: {' '.join(line for line in str(err).splitlines() if line.strip())}"
         raise NtgError(
-            f"{source}: neither a local generator folder nor a downloadable Hub repo ({err.__class__.__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''}); check the path or repo id, or set HF_ENDPOINT"
+            f"{source}: neither a local generator folder nor a downloadable Hub repo ({why}); "
+            "check the path or repo id, or set HF_ENDPOINT"
         ) from None
 
 
