@@ -104,3 +104,13 @@ def test_cpu_sequential_selective_scan_equals_parallel_scan():
     g2 = torch.autograd.grad((y2 * weights).sum(), inputs)
     for u, v in zip(g1, g2, strict=True):
         assert torch.allclose(u, v, atol=1e-10)
+
+
+def test_cpu_causal_conv_equals_depthwise_conv1d():
+    from ntg.models.ssm import MambaMixer
+
+    torch.manual_seed(1)
+    mixer = MambaMixer(d_model=16, d_state=4, expand=2, d_conv=4)
+    x = torch.randn(3, 9, 32)
+    reference = mixer.conv1d(x.transpose(1, 2))[..., :9].transpose(1, 2)
+    assert torch.allclose(mixer._causal_conv(x), reference, atol=1e-6)

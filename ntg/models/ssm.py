@@ -78,6 +78,22 @@ class MambaMixer(nn.Module):
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
             nn.init.uniform_(self.dt_proj.weight, -self.dt_rank**-0.5, self.dt_rank**-0.5)
 
+    def _causal_conv(self, x: torch.Tensor) -> torch.Tensor:
+        """Depthwise causal conv over positions, (B, L, D) → (B, L, D).
+
+        Written as ``d_conv`` shifted multiply-adds: the same maths as ``self.conv1d`` with left padding,
+        but its backward is several times cheaper than the depthwise convolution's on CPUs.
+        """
+        if x.is_cuda:
+            return self.conv1d(x.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2)
+        length, k = x.shape[1], self.d_conv
+        padded = F.pad(x, (0, 0, k - 1, 0))
+        weight = self.conv1d.weight[:, 0, :]  # (D, k)
+        out = self.conv1d.bias + padded[:, :length] * weight[:, 0]
+        for i in range(1, k):
+            out = out + padded[:, i : i + length] * weight[:, i]
+        return out
+
     def _ssm_params(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         return F.softplus(self.dt_proj(dt)), b, c
@@ -86,7 +102,7 @@ class MambaMixer(nn.Module):
         """u (B, L, d_model) → (B, L, d_model), causal."""
         length = u.shape[1]
         x, z = self.in_proj(u).chunk(2, dim=-1)
-        x = F.silu(self.conv1d(x.transpose(1, 2))[..., :length].transpose(1, 2))
+        x = F.silu(self._causal_conv(x))
         delta, b, c = self._ssm_params(x)
         a = -torch.exp(self.A_log.float())
         if not x.is_cuda and length <= SEQUENTIAL_SCAN_MAX_LEN:
