@@ -20,15 +20,15 @@ NEURAL = ("transformer", "ssm", "diffusion")
 # Training budgets that keep the whole demo within about 30 minutes on 2 CPU cores; a GPU or a longer
 # budget (`ntg train` with the default TrainConfig) gives better generators.
 DEMO_OVERRIDES: dict[str, list[str]] = {
-    "transformer": ["train.epochs=6", "train.patience=2"],
-    "ssm": ["train.epochs=4", "train.patience=2", "train.max_train_flows=6000"],
-    "diffusion": ["train.epochs=8", "train.patience=3"],
+    "transformer": ["train.epochs=8", "train.patience=3"],
+    "ssm": ["train.epochs=5", "train.patience=2"],
+    "diffusion": ["train.epochs=12", "train.patience=3", "model.sampling_steps=20"],
 }
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "transformer": ["train.epochs=1", "train.max_train_flows=1500", "model.d_model=64", "model.n_heads=2",
                     "model.mlp_hidden=128", "model.n_layers=2"],
     "ssm": ["train.epochs=1", "train.max_train_flows=1500", "model.d_model=64", "model.n_layers=2"],
-    "diffusion": ["train.epochs=1", "train.max_train_flows=1500"],
+    "diffusion": ["train.epochs=1", "train.max_train_flows=1500", "model.sampling_steps=8"],
 }
 
 
