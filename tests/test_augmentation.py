@@ -138,3 +138,30 @@ def test_missing_sources_still_give_rows_with_reasons(real_with_rare_class) -> N
     assert set(rows) == set(METHODS)
     assert rows["real+synthetic_full"]["macro_f1"]["mean"] is None
     assert set(result["skipped"]) == {"real+synthetic_full", "real+synthetic_fraction"}
+
+
+def test_synthetic_pool_samples_each_class_once_and_grows_by_the_difference(real_with_rare_class) -> None:
+    from ntg.evaluation.augmentation import SyntheticPool
+
+    train, _ = real_with_rare_class
+    gen = create_generator("marginals").fit(train)
+    calls: list[int] = []
+    original = gen.sample
+
+    def counting_sample(n, label=None, seed=None):
+        calls.append(n)
+        return original(n, label=label, seed=seed)
+
+    gen.sample = counting_sample  # type: ignore[method-assign]
+    classes = sorted(set(train.labels))
+    pool = SyntheticPool(gen, seed=0)
+    small = pool.take({c: 5 for c in classes})
+    again = pool.take({c: 3 for c in classes})  # a smaller need is served from the pool
+    large = pool.take({c: 8 for c in classes})  # a larger one samples only the difference
+    assert calls == [5 * len(classes), 3 * len(classes)]
+    assert len(small) == 5 * len(classes) and len(again) == 3 * len(classes) and len(large) == 8 * len(classes)
+    for c in classes:
+        first5 = small.take(small.labels == c)
+        first3 = again.take(again.labels == c)
+        assert np.array_equal(first5.payload[:3], first3.payload)
+    large.validate()

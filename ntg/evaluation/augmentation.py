@@ -155,6 +155,34 @@ def synthetic_augment(source: Generator | FlowTable, missing: dict[str, int], se
     return synthetic_for_counts(source, missing, seed)
 
 
+class SyntheticPool:
+    """Flows of one generator for one seed, sampled once per class and reused across fractions.
+
+    The low-data fractions of one seed all draw from the same full-split generator; sampling each class's
+    largest need once (and growing the pool when a larger need comes) instead of once per fraction keeps
+    slow samplers (diffusion on a CPU) affordable. A synthetic *table* source needs no pool.
+    """
+
+    def __init__(self, source: Generator | FlowTable, seed: int) -> None:
+        self.source, self.seed, self.rounds = source, seed, 0
+        self.flows: dict[str, FlowTable] = {}
+
+    def take(self, missing: dict[str, int]) -> FlowTable:
+        if not isinstance(self.source, Generator):
+            return synthetic_augment(self.source, missing, self.seed)
+        known = set(self.source.classes_ or [])
+        need = {c: n - len(self.flows.get(c, ())) for c, n in missing.items() if c in known}
+        need = {c: n for c, n in need.items() if n > 0}
+        if need:
+            fresh = synthetic_for_counts(self.source, need, seed=self.seed + 7919 * self.rounds)
+            self.rounds += 1
+            for c in need:
+                part = fresh.take(fresh.labels.astype(str) == c)
+                self.flows[c] = FlowTable.concat([self.flows[c], part]) if c in self.flows else part
+        parts = [self.flows[c].take(np.arange(n)) for c, n in missing.items() if n > 0 and c in self.flows]
+        return FlowTable.concat(parts) if parts else FlowTable.empty()
+
+
 # ---------------------------------------------------------------------------------------------- experiment
 def _score(
     train: FlowTable, test: FlowTable, classifier: str, n_packets: int, seed: int, options: dict[str, Any]
@@ -205,6 +233,7 @@ def run_augmentation(
     steps = [(seed, f) for seed in seeds for f in fractions]
     bar = tqdm(total=len(steps), desc="augmentation", disable=not progress, file=None)
     ceiling: dict[int, float] = {}
+    pools: dict[int, SyntheticPool] = {}
     for seed, fraction in steps:
         if seed not in ceiling:
             ceiling[seed] = _score(full, test, classifier, n_packets, seed, options)
@@ -216,7 +245,8 @@ def run_augmentation(
             "real+handcrafted": handcrafted_augment(subset, missing, n_packets, seed),
         }
         if synthetic_source is not None:
-            extra["real+synthetic_full"] = synthetic_augment(synthetic_source, missing, seed)
+            pool = pools.setdefault(seed, SyntheticPool(synthetic_source, seed))
+            extra["real+synthetic_full"] = pool.take(missing)
         if fraction_generator is not None:
             small_generator = fraction_generator(subset, seed)
             extra["real+synthetic_fraction"] = synthetic_augment(small_generator, missing, seed)
