@@ -137,6 +137,7 @@ def test_bf16_autocast_forward_gives_a_finite_float_loss(trained: DiffusionGener
 
 def test_decoding_recovers_length_and_clips_values(constructed: FlowTable) -> None:
     codec = FlowMatrixCodec.fit(constructed, 10)
+    codec.snap_tolerance = 0.0  # clipping alone here; snapping is tested below
     matrix = np.zeros((3, 10, 4))
     matrix[..., 1] = -1.0
     matrix[0, :4, 1] = 1.0  # 4 packets, then absent
@@ -157,6 +158,28 @@ def test_decoding_recovers_length_and_clips_values(constructed: FlowTable) -> No
     np.testing.assert_array_equal(round_trip.direction, constructed.direction)
     assert np.max(np.abs(round_trip.payload - constructed.payload)) <= 1
     np.testing.assert_allclose(round_trip.iat, constructed.iat, rtol=1e-4, atol=2e-6)
+
+
+def test_decoding_snaps_near_values_to_frequent_payload_sizes() -> None:
+    """Bare ACKs (0) and full segments (1448) come back exactly from slightly noisy matrices."""
+    from ntg.models.flow_matrix import make_flows
+
+    rng = np.random.default_rng(0)
+    n = 600
+    payload = np.where(rng.random((n, 10)) < 0.5, 0, 1448)
+    rare = rng.random((n, 10)) < 0.1
+    payload = np.where(rare, rng.integers(100, 1000, (n, 10)), payload)
+    flows = make_flows(np.full(n, 10), payload, rng.integers(0, 2, (n, 10)), rng.uniform(0, 0.1, (n, 10)))
+    codec = FlowMatrixCodec.fit(flows, 10)
+    assert set(codec.frequent_payloads) >= {0, 1448}
+    noisy = codec.encode(flows)
+    noisy[..., 2] += rng.uniform(-0.05, 0.05, size=noisy[..., 2].shape)
+    common = np.isin(flows.payload, [0, 1448])
+    snapped = codec.decode(noisy)
+    np.testing.assert_array_equal(snapped.payload[common], flows.payload[common])
+    codec.snap_tolerance = 0.0
+    plain = codec.decode(noisy)
+    assert np.mean(plain.payload[common] != flows.payload[common]) > 0.15  # 0s pushed below -1 stay 0
 
 
 def test_bad_input_raises_ntg_errors(trained: DiffusionGenerator, constructed: FlowTable) -> None:

@@ -9,12 +9,15 @@ Per packet position the matrix holds four channels, all roughly in ``[-1, 1]``:
 * ``iat``        ``log1p(microseconds)`` min-max scaled to ``[-1, 1]`` (0 past the end).
 
 :class:`FlowMatrixCodec` learns the scaling ranges from training flows, encodes flow tables into matrices
-and decodes (possibly noisy) matrices back into valid flow tables.
+and decodes (possibly noisy) matrices back into valid flow tables. Traffic reuses a few payload sizes
+(0 for bare ACKs, MSS-sized segments, fixed protocol messages): decoding snaps a payload to the nearest of the
+training data's frequent sizes when it lies within ``snap_tolerance`` of it on the scaled axis, so that those
+exact sizes come back exactly (as the autoregressive families' exact bins do).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,6 +69,8 @@ class FlowMatrixCodec:
     log_iat_max: float
     payload_min: int
     payload_max: int
+    frequent_payloads: list[int] = field(default_factory=list)  # sizes of >= 0.5 % of packets (at most 32)
+    snap_tolerance: float = 0.1  # on the [-1, 1] payload axis
 
     @classmethod
     def fit(cls, flows: FlowTable, n_packets: int) -> FlowMatrixCodec:
@@ -82,6 +87,7 @@ class FlowMatrixCodec:
             log_iat_max=float(log_iat.max()),
             payload_min=int(payload.min()),
             payload_max=int(payload.max()),
+            frequent_payloads=_frequent_values(payload.astype(np.int64)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -115,6 +121,16 @@ class FlowMatrixCodec:
         out[..., 3] = np.where(mask, self._scale(log_iat, self.log_iat_min, self.log_iat_max), 0.0)
         return out
 
+    def _snap(self, payload: np.ndarray, scaled: np.ndarray) -> np.ndarray:
+        if not self.frequent_payloads:
+            return payload
+        exact = np.asarray(self.frequent_payloads, dtype=np.int64)
+        exact_scaled = self._scale(np.log1p(exact.astype(np.float64)), self.log_payload_min, self.log_payload_max)
+        distance = np.abs(np.clip(scaled, -1, 1)[..., None] - exact_scaled)
+        nearest = distance.argmin(axis=-1)
+        close = np.take_along_axis(distance, nearest[..., None], axis=-1)[..., 0] <= self.snap_tolerance
+        return np.where(close, exact[nearest], payload)
+
     def decode(self, matrix: np.ndarray) -> FlowTable:
         """A valid FlowTable from an ``(n, N, 4)`` matrix: round direction, clip payload, presence→length."""
         matrix = np.asarray(matrix, dtype=np.float64)
@@ -127,6 +143,16 @@ class FlowMatrixCodec:
         direction = (matrix[..., 0] > 0).astype(np.int8)
         payload = np.expm1(self._unscale(matrix[..., 2], self.log_payload_min, self.log_payload_max))
         payload = np.clip(np.rint(payload), self.payload_min, self.payload_max).astype(np.int64)
+        payload = self._snap(payload, matrix[..., 2])
         iat = np.expm1(self._unscale(matrix[..., 3], self.log_iat_min, self.log_iat_max))
         iat = np.rint(np.maximum(iat, 0.0)) / _US
         return make_flows(np.maximum(length, 1), payload, direction, iat)
+
+
+def _frequent_values(values: np.ndarray, min_share: float = 0.005, limit: int = 32) -> list[int]:
+    """The values that make up at least ``min_share`` of ``values``, most frequent first (at most ``limit``)."""
+    if len(values) == 0:
+        return []
+    uniques, counts = np.unique(values, return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:limit]
+    return [int(uniques[i]) for i in order if counts[i] >= min_share * len(values)]
