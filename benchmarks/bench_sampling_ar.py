@@ -85,11 +85,12 @@ def hf_llama(gen, vocab: int):
     )
     model = LlamaForCausalLM(config).eval()
 
-    def sample(batch: int) -> torch.Tensor:
+    def sample(batch: int, steps: int | None = None) -> torch.Tensor:
+        steps = steps or gen.n_packets
         prompt = torch.randint(1, vocab, (batch, 1))
         with torch.no_grad():
             return model.generate(prompt, attention_mask=torch.ones_like(prompt), do_sample=True, top_k=0,
-                                  max_new_tokens=gen.n_packets, min_new_tokens=gen.n_packets, use_cache=True)
+                                  max_new_tokens=steps, min_new_tokens=steps, use_cache=True)
 
     return model, sample
 
@@ -106,13 +107,13 @@ def mambapy_lm(gen, vocab: int):
         "norm_f": RMSNorm(config.d_model), "lm_head": torch.nn.Linear(config.d_model, vocab, bias=False),
     }).eval()
 
-    def sample(batch: int) -> torch.Tensor:
+    def sample(batch: int, steps: int | None = None) -> torch.Tensor:
         token = torch.randint(1, vocab, (batch,))
         conv = (batch, config.d_inner, config.d_conv - 1)
         caches = [(None, torch.zeros(conv)) for _ in range(config.n_layers)]
         out = []
         with torch.no_grad():
-            for _ in range(gen.n_packets):
+            for _ in range(steps or gen.n_packets):
                 x, caches = model["mamba"].step(model["embedding"](token), caches)
                 logits = model["lm_head"](model["norm_f"](x))
                 token = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(1)
@@ -144,6 +145,40 @@ def training_flows_per_s(gen, flows, batch: int = 256, steps: int = 4) -> float:
     return steps * batch / (time.perf_counter() - t0)
 
 
+def trained_comparison(runs: Path, batches: list[int], reps: int, out: Path) -> None:
+    """Trained generators (real flow lengths) against the references generating the same flows.
+
+    A batched ``generate`` runs until the longest sequence of the batch has ended (finished rows are padded,
+    not dropped), so each reference call generates as many steps as the longest flow that our generator
+    produced for the same batch; ours drops finished flows as it goes. Same sizes, same thread count.
+    """
+    import json
+
+    from ntg.models import load_generator
+
+    results: dict = {"mode": "trained", "runs": str(runs), "families": {}}
+    for family, make_ref, ref_name in (("transformer", hf_llama, "hf_llama_generate"),
+                                       ("ssm", mambapy_lm, "mambapy_step")):
+        gen = load_generator(runs / family)
+        tok = gen.tokenizer_
+        _, ref_sample = make_ref(gen, tok.n_packet_tokens + tok.n_iat_tokens)
+        fam: dict = {"num_parameters": gen.num_parameters(), "batches": {}}
+        for batch in batches:
+            steps = int(gen.sample(batch, seed=0).length.max())
+            ours_t = ref_t = float("inf")
+            for rep in range(1 if batch >= 4096 else reps):
+                ours_t = min(ours_t, best_time(lambda b=batch, r=rep, g=gen: g.sample(b, seed=r), 1))
+                ref_t = min(ref_t, best_time(lambda b=batch, f=ref_sample, k=steps: f(b, k), 1))
+            fam["batches"][str(batch)] = {"ours_flows_per_s": batch / ours_t, "ref_flows_per_s": batch / ref_t,
+                                          "ref_steps": steps, "speedup": ref_t / ours_t}
+            print(f"{family:11s} trained, batch {batch:5d}: ours {batch / ours_t:9.0f} flows/s  {ref_name} "
+                  f"{batch / ref_t:9.0f} ({steps} steps)  speed-up {ref_t / ours_t:.2f}x", flush=True)
+        results["families"][family] = fam
+    out = out.with_name(out.stem + "_trained.json")
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {out}")
+
+
 # ---------------------------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -151,7 +186,13 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 256, 4096])
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--trained", type=Path, help="folder with trained transformer/ and ssm/ run folders "
+                        "(e.g. artifacts/demo/runs): time the task itself, see trained_comparison()")
     args = parser.parse_args()
+    if args.trained:
+        torch.set_num_threads(args.threads)
+        trained_comparison(args.trained, args.batches, args.reps, args.out)
+        return
     torch.set_num_threads(args.threads)
     import sys
 

@@ -22,7 +22,7 @@ NEURAL = ("transformer", "ssm", "diffusion")
 DEMO_OVERRIDES: dict[str, list[str]] = {
     "transformer": ["train.epochs=8", "train.patience=3"],
     "ssm": ["train.epochs=5", "train.patience=2"],
-    "diffusion": ["train.epochs=12", "train.patience=3", "model.sampling_steps=20"],
+    "diffusion": ["train.epochs=30", "train.patience=4", "model.sampling_steps=10"],
 }
 QUICK_OVERRIDES: dict[str, list[str]] = {
     "transformer": ["train.epochs=1", "train.max_train_flows=1500", "model.d_model=64", "model.n_heads=2",
