@@ -188,7 +188,7 @@ class MambaBackbone(nn.Module):
 
 @register("ssm")
 class SSMGenerator(AutoregressiveGenerator):
-    """Mamba-style selective SSM over packet tokens; defaults ≈ 1.5 M parameters."""
+    """Mamba-style selective SSM over packet tokens; the defaults have about 1.1 M parameters."""
 
     def __init__(
         self,

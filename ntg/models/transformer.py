@@ -145,7 +145,7 @@ class TransformerBackbone(nn.Module):
 
 @register("transformer")
 class TransformerGenerator(AutoregressiveGenerator):
-    """LLaMA-style decoder over packet tokens; defaults ≈ 1.9 M parameters."""
+    """LLaMA-style decoder over packet tokens; the defaults have about 1.36 M parameters."""
 
     def __init__(
         self,
