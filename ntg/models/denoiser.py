@@ -94,7 +94,7 @@ class PacketDenoiser(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
         nn.init.normal_(self.position, std=0.02)
-        nn.init.normal_(self.class_embedding.weight, std=0.02)
+        nn.init.normal_(self.class_embedding.weight, std=1.0)  # as strong as the time signal from the start
         for block in self.blocks:  # adaLN-Zero: every block starts as the identity
             nn.init.zeros_(block.modulation.weight)
             nn.init.zeros_(block.modulation.bias)

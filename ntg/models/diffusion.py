@@ -129,7 +129,7 @@ class DiffusionGenerator(NeuralGenerator):
         timesteps: int = 1000,
         label_dropout: float = 0.1,
         sampling_steps: int = 50,
-        guidance_scale: float = 1.5,
+        guidance_scale: float = 3.0,
         eta: float = 0.0,
     ) -> None:
         super().__init__(n_packets, seed)
