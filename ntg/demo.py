@@ -20,8 +20,8 @@ NEURAL = ("transformer", "ssm", "diffusion")
 # Training budgets that keep the whole demo within about 30 minutes on 2 CPU cores; a GPU or a longer
 # budget (`ntg train` with the default TrainConfig) gives better generators.
 DEMO_OVERRIDES: dict[str, list[str]] = {
-    "transformer": ["train.epochs=8", "train.patience=3"],
-    "ssm": ["train.epochs=5", "train.patience=2"],
+    "transformer": ["train.epochs=20", "train.patience=3"],
+    "ssm": ["train.epochs=8", "train.patience=2"],
     "diffusion": ["train.epochs=30", "train.patience=4", "model.sampling_steps=10"],
 }
 QUICK_OVERRIDES: dict[str, list[str]] = {
