@@ -89,6 +89,12 @@ def run_demo(
         )
         _say(f"    {family} evaluated in {time.time() - t0:.0f} s")
 
+    for family in FAMILIES:  # a partial re-run (--families) still compares every generator evaluated so far
+        report_file = workdir / "reports" / family / "report.json"
+        if family not in reports and report_file.exists():
+            reports[family] = read_json(report_file)
+    order = [f for f in FAMILIES if f in reports] + [f for f in reports if f not in FAMILIES]
+    reports = {f: reports[f] for f in order}
     _say("4/4 compare")
     table, png = compare(reports, workdir / "fidelity_vs_cost.png")
     with atomic_path(workdir / "comparison.md") as tmp:
