@@ -24,7 +24,8 @@ sys.path.insert(0, str(REPO))
 
 from ntg.data._tshark import tshark_command, tshark_path  # noqa: E402
 from ntg.data.biflow import flows_from_packets  # noqa: E402
-from ntg.data.pcap import CAPTURE_SUFFIXES, read_packets, sniff_capture  # noqa: E402
+from ntg.data.pcap import read_packets  # noqa: E402
+from ntg.data.prepare import find_captures  # noqa: E402
 from ntg.errors import NtgError  # noqa: E402
 from ntg.utils.io import write_json  # noqa: E402
 
@@ -35,15 +36,6 @@ FIELDS = (
     "ipv6.nxt", "tcp.srcport", "tcp.dstport", "udp.srcport", "udp.dstport", "tcp.len", "udp.length",
     "tcp.flags", "tcp.window_size_value", "tcp.stream", "udp.stream",
 )
-
-
-def find_captures(root: Path) -> list[Path]:
-    """Captures below ``root`` by suffix, or by magic number for files with another suffix."""
-    found = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and (path.suffix.lower() in CAPTURE_SUFFIXES or sniff_capture(path)):
-            found.append(path)
-    return found
 
 
 def run_ntg(files: list[Path], idle_timeout: float) -> dict:

@@ -7,8 +7,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ntg.data.schema import SCHEMA_VERSION, FlowTable
 from ntg.errors import NtgError
 from ntg.utils.io import read_json
@@ -65,11 +63,3 @@ class PreparedDataset:
     @cached_property
     def test(self) -> FlowTable:
         return self.split("test")
-
-    def class_index(self, labels: np.ndarray) -> np.ndarray:
-        """Map label strings to integer class ids (order of :attr:`classes`)."""
-        lookup = {c: i for i, c in enumerate(self.classes)}
-        try:
-            return np.array([lookup[x] for x in labels], dtype=np.int64)
-        except KeyError as err:
-            raise ValueError(f"label {err.args[0]!r} is not a class of {self.root}") from None

@@ -24,7 +24,7 @@ from ntg.data._decode import KEPT, REASONS, decode_frames
 from ntg.data._records import capture_format, walk_capture
 from ntg.errors import NtgError
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp")
 
 
 @dataclass

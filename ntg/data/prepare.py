@@ -25,13 +25,12 @@ import pandas as pd
 from ntg import __version__
 from ntg.data.dataset import FLOWS_FILE, META_FILE, PreparedDataset
 from ntg.data.manifest import sha256_file
+from ntg.data.pcap import CAPTURE_SUFFIXES, sniff_capture
 from ntg.data.schema import MAX_PACKETS, SCHEMA_VERSION, FlowTable
 from ntg.data.splits import DEFAULT_FRACTIONS, class_counts, split_captures, unsplittable_classes
 from ntg.errors import NtgError
 from ntg.utils.io import atomic_dir, read_json, write_json
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".dmp")
-PCAP_MAGICS = {b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a"}
 UNKNOWN = "Unknown"
 OTHER = "other"
 PIPELINE_VERSION = 1  # bump when parsing/labelling changes what a prepare produces
@@ -96,7 +95,7 @@ def resolve_source(source: str, root: str | Path | None, offline: bool, progress
             f"`ntg data list` shows the registry ({', '.join(sorted(registry.REGISTRY))})"
         )
     if path.is_file():
-        fmt = "pcap" if is_capture(path) else _detect_dataset_format(path)
+        fmt = "pcap" if sniff_capture(path) else _detect_dataset_format(path)
         if fmt is None:
             raise NtgError(
                 f"{path}: neither a pcap/pcapng capture nor a known dataset file "
@@ -122,21 +121,13 @@ def _detect_dataset_format(path: Path) -> str | None:
     return loaders.detect_dataset_file(path)
 
 
-def is_capture(path: Path) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(4) in PCAP_MAGICS
-    except OSError:
-        return False
-
-
 def find_captures(root: Path) -> list[Path]:
-    """Capture files below ``root`` (by suffix, or by magic for files without one), sorted."""
+    """Capture files below ``root`` (by suffix, or by magic number for any other file), sorted."""
     out = []
     for p in sorted(_walk_files(root)):
         if p.name.startswith("."):
             continue
-        if p.suffix.lower() in CAPTURE_SUFFIXES or (p.suffix == "" and is_capture(p)):
+        if p.suffix.lower() in CAPTURE_SUFFIXES or sniff_capture(p):
             out.append(p)
     return out
 
@@ -171,7 +162,7 @@ def process_capture(
     from ntg.data.biflow import capture_to_flows
 
     flows, report = capture_to_flows(capture, idle_timeout=options.idle_timeout, max_packets=options.max_packets)
-    info: dict[str, Any] = {"capture": capture.relative_to(base).as_posix(), "report": _report_dict(report)}
+    info: dict[str, Any] = {"capture": capture.relative_to(base).as_posix(), "report": report.to_dict()}
     info["biflows"] = len(flows)
     if device_only:
         mac = _device_mac(capture)
@@ -202,14 +193,6 @@ def _apply_labels(mode: Any, capture: Path, base: Path, flows: FlowTable, option
     if kind == "csv":
         return np.asarray(labelling.csv_labels(mode.path, flows.meta), dtype=object)
     raise NtgError(f"label mode {kind!r} does not apply to captures; use dir, ndpi or csv:FILE")
-
-
-def _report_dict(report: Any) -> dict[str, Any]:
-    if hasattr(report, "to_dict"):
-        return report.to_dict()
-    if hasattr(report, "__dataclass_fields__"):
-        return {k: v for k, v in asdict(report).items() if isinstance(v, int | float | str | bool | dict)}
-    return dict(report) if isinstance(report, dict) else {}
 
 
 def _process_star(args: tuple) -> tuple[FlowTable, dict[str, Any]]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ntg.data.schema import PACKET_DTYPES, FlowTable
 from ntg.errors import NtgError
+from ntg.models.tokenizer import frequent_values
 
 CHANNELS = ("direction", "presence", "payload", "iat")
 N_CHANNELS = len(CHANNELS)
@@ -87,7 +88,7 @@ class FlowMatrixCodec:
             log_iat_max=float(log_iat.max()),
             payload_min=int(payload.min()),
             payload_max=int(payload.max()),
-            frequent_payloads=_frequent_values(payload.astype(np.int64)),
+            frequent_payloads=frequent_values(payload.astype(np.int64)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -148,11 +149,3 @@ class FlowMatrixCodec:
         iat = np.rint(np.maximum(iat, 0.0)) / _US
         return make_flows(np.maximum(length, 1), payload, direction, iat)
 
-
-def _frequent_values(values: np.ndarray, min_share: float = 0.005, limit: int = 32) -> list[int]:
-    """The values that make up at least ``min_share`` of ``values``, most frequent first (at most ``limit``)."""
-    if len(values) == 0:
-        return []
-    uniques, counts = np.unique(values, return_counts=True)
-    order = np.argsort(-counts, kind="stable")[:limit]
-    return [int(uniques[i]) for i in order if counts[i] >= min_share * len(values)]

@@ -38,6 +38,16 @@ from ntg.errors import NtgError
 IAT_FLOOR = 1e-6  # seconds: below this an iat is "zero" (the schema's resolution is 1 µs)
 
 
+def frequent_values(values: np.ndarray, min_share: float = 0.005, limit: int = 32) -> list[int]:
+    """The values that each make up at least ``min_share`` of ``values`` (the ``limit`` most frequent), sorted."""
+    if values.size == 0:
+        return []
+    uniques, counts = np.unique(values, return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    keep = order[counts[order] >= min_share * values.size][:limit]
+    return sorted(int(v) for v in uniques[keep])
+
+
 @dataclass
 class PacketTokenizer:
     """Fitted packet/iat vocabularies; encode FlowTables to token ids and decode sampled ids back."""
@@ -84,10 +94,7 @@ class PacketTokenizer:
         if payload.size == 0:
             raise NtgError("training flows hold no packets; check the prepared dataset")
         # 1. exact sizes for the frequent values
-        values, counts = np.unique(payload, return_counts=True)
-        order = np.argsort(-counts, kind="stable")
-        frequent = order[counts[order] >= exact_min_share * payload.size][:max_exact]
-        exact = np.sort(values[frequent])
+        exact = np.array(frequent_values(payload, exact_min_share, max_exact), dtype=np.int64)
         # 2. quantile bins over the rest
         rest = payload[~np.isin(payload, exact)]
         lo: list[int] = exact.tolist()
