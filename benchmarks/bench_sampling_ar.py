@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sampling_ar.json"
+PRECISIONS = {"fp32": ("float32", torch.float32), "bf16": ("bfloat16", torch.bfloat16)}  # ours, reference
 
 
 def _vm_kib(field: str) -> int:
@@ -72,7 +73,7 @@ def our_generator(family: str, flows, precision: str):
     return gen
 
 
-def hf_llama(gen, vocab: int):
+def hf_llama(gen, vocab: int, dtype: torch.dtype = torch.float32):
     from transformers import LlamaConfig, LlamaForCausalLM
     from transformers.utils import logging
 
@@ -83,7 +84,7 @@ def hf_llama(gen, vocab: int):
         max_position_embeddings=gen.n_packets + 1, tie_word_embeddings=False,
         bos_token_id=0, eos_token_id=None, pad_token_id=0,
     )
-    model = LlamaForCausalLM(config).eval()
+    model = LlamaForCausalLM(config).to(dtype).eval()
 
     def sample(batch: int, steps: int | None = None) -> torch.Tensor:
         steps = steps or gen.n_packets
@@ -95,7 +96,7 @@ def hf_llama(gen, vocab: int):
     return model, sample
 
 
-def mambapy_lm(gen, vocab: int):
+def mambapy_lm(gen, vocab: int, dtype: torch.dtype = torch.float32):
     """mambapy's ``Mamba`` with an embedding, final RMSNorm and head: what ``mambapy.lm.LM.step`` does
     (``mambapy.lm`` itself needs einops for Mamba-2, which is not installed)."""
     from mambapy.mamba import Mamba, MambaConfig, RMSNorm
@@ -105,18 +106,18 @@ def mambapy_lm(gen, vocab: int):
     model = torch.nn.ModuleDict({
         "embedding": torch.nn.Embedding(vocab, config.d_model), "mamba": Mamba(config),
         "norm_f": RMSNorm(config.d_model), "lm_head": torch.nn.Linear(config.d_model, vocab, bias=False),
-    }).eval()
+    }).to(dtype).eval()
 
     def sample(batch: int, steps: int | None = None) -> torch.Tensor:
         token = torch.randint(1, vocab, (batch,))
         conv = (batch, config.d_inner, config.d_conv - 1)
-        caches = [(None, torch.zeros(conv)) for _ in range(config.n_layers)]
+        caches = [(None, torch.zeros(conv, dtype=dtype)) for _ in range(config.n_layers)]
         out = []
         with torch.no_grad():
             for _ in range(steps or gen.n_packets):
                 x, caches = model["mamba"].step(model["embedding"](token), caches)
                 logits = model["lm_head"](model["norm_f"](x))
-                token = torch.multinomial(torch.softmax(logits, dim=-1), 1).squeeze(1)
+                token = torch.multinomial(torch.softmax(logits.float(), dim=-1), 1).squeeze(1)
                 out.append(token)
         return torch.stack(out, 1)
 
@@ -161,18 +162,21 @@ def trained_comparison(runs: Path, batches: list[int], reps: int, out: Path) -> 
                                        ("ssm", mambapy_lm, "mambapy_step")):
         gen = load_generator(runs / family)
         tok = gen.tokenizer_
-        _, ref_sample = make_ref(gen, tok.n_packet_tokens + tok.n_iat_tokens)
         fam: dict = {"num_parameters": gen.num_parameters(), "batches": {}}
-        for batch in batches:
-            steps = int(gen.sample(batch, seed=0).length.max())
-            ours_t = ref_t = float("inf")
-            for rep in range(1 if batch >= 4096 else reps):
-                ours_t = min(ours_t, best_time(lambda b=batch, r=rep, g=gen: g.sample(b, seed=r), 1))
-                ref_t = min(ref_t, best_time(lambda b=batch, f=ref_sample, k=steps: f(b, k), 1))
-            fam["batches"][str(batch)] = {"ours_flows_per_s": batch / ours_t, "ref_flows_per_s": batch / ref_t,
-                                          "ref_steps": steps, "speedup": ref_t / ours_t}
-            print(f"{family:11s} trained, batch {batch:5d}: ours {batch / ours_t:9.0f} flows/s  {ref_name} "
-                  f"{batch / ref_t:9.0f} ({steps} steps)  speed-up {ref_t / ours_t:.2f}x", flush=True)
+        for tag, (precision, dtype) in PRECISIONS.items():
+            gen.sample_precision = precision
+            _, ref_sample = make_ref(gen, tok.n_packet_tokens + tok.n_iat_tokens, dtype)
+            for batch in batches:
+                steps = int(gen.sample(batch, seed=0).length.max())
+                ours_t = ref_t = float("inf")
+                for rep in range(1 if batch >= 4096 else reps):
+                    ours_t = min(ours_t, best_time(lambda b=batch, r=rep, g=gen: g.sample(b, seed=r), 1))
+                    ref_t = min(ref_t, best_time(lambda b=batch, f=ref_sample, k=steps: f(b, k), 1))
+                fam["batches"].setdefault(str(batch), {})[tag] = {
+                    "ours_flows_per_s": batch / ours_t, "ref_flows_per_s": batch / ref_t, "ref_steps": steps,
+                    "speedup": ref_t / ours_t}
+                print(f"{family:11s} trained {tag}, batch {batch:5d}: ours {batch / ours_t:9.0f} flows/s  "
+                      f"{ref_name} {batch / ref_t:9.0f} ({steps} steps)  speed-up {ref_t / ours_t:.2f}x", flush=True)
         results["families"][family] = fam
     out = out.with_name(out.stem + "_trained.json")
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -204,25 +208,23 @@ def main() -> None:
                      "torch": torch.__version__, "families": {}}
     for family, make_ref, ref_name in (("transformer", hf_llama, "hf_llama_generate"),
                                        ("ssm", mambapy_lm, "mambapy_step")):
-        gen32 = our_generator(family, flows, "float32")
-        gen16 = our_generator(family, flows, "bfloat16")
-        tok = gen32.tokenizer_
+        gens = {tag: our_generator(family, flows, precision) for tag, (precision, _) in PRECISIONS.items()}
+        tok = gens["fp32"].tokenizer_
         vocab = tok.n_packet_tokens + tok.n_iat_tokens
-        ref_model, ref_sample = make_ref(gen32, vocab)
+        refs = {tag: make_ref(gens["fp32"], vocab, dtype) for tag, (_, dtype) in PRECISIONS.items()}
         fam = {
-            "num_parameters": gen32.num_parameters(),
-            "reference_parameters": sum(p.numel() for p in ref_model.parameters()),
-            "flops_per_flow": gen32.flops_per_flow(batch=64),
+            "num_parameters": gens["fp32"].num_parameters(),
+            "reference_parameters": sum(p.numel() for p in refs["fp32"][0].parameters()),
+            "flops_per_flow": gens["fp32"].flops_per_flow(batch=64),
             "training_flows_per_s": training_flows_per_s(our_generator(family, flows, "float32"), flows),
             "batches": {},
         }
         for batch in args.batches:
             reps = 1 if batch >= 4096 else args.reps
-            runs = {
-                "ours_fp32": lambda b=batch, g=gen32: g.sample(b, seed=0),
-                "ours_bf16": lambda b=batch, g=gen16: g.sample(b, seed=0),
-                ref_name: lambda b=batch, f=ref_sample: f(b),
-            }
+            runs = {}
+            for tag in PRECISIONS:
+                runs[f"ours_{tag}"] = lambda b=batch, g=gens[tag]: g.sample(b, seed=0)
+                runs[f"{ref_name}_{tag}"] = lambda b=batch, f=refs[tag][1]: f(b)
             if batch < 4096:  # warm-up
                 for fn in runs.values():
                     fn()
@@ -233,14 +235,15 @@ def main() -> None:
             row = {name: {"flows_per_s": batch / t, "seconds": t} for name, t in times.items()}
             for name, fn in runs.items():
                 row[name]["peak_mib"] = peak_rss_growth_mib(fn)
-            row["speedup_fp32"] = times[ref_name] / times["ours_fp32"]
-            row["speedup_bf16"] = times[ref_name] / times["ours_bf16"]
+            line = f"{family:11s} batch {batch:5d}:"
+            for tag in PRECISIONS:
+                ours, ref = times[f"ours_{tag}"], times[f"{ref_name}_{tag}"]
+                row[f"speedup_{tag}"] = ref / ours
+                peaks = row[f"ours_{tag}"]["peak_mib"], row[f"{ref_name}_{tag}"]["peak_mib"]
+                line += (f"  {tag} ours {batch / ours:7.0f} flows/s vs {batch / ref:7.0f} = {ref / ours:.2f}x"
+                         f" (peak MiB {peaks[0]:.0f} vs {peaks[1]:.0f})")
             fam["batches"][str(batch)] = row
-            print(f"{family:11s} batch {batch:5d}: ours fp32 {batch / times['ours_fp32']:9.0f} flows/s  "
-                  f"bf16 {batch / times['ours_bf16']:9.0f}  {ref_name} {batch / times[ref_name]:9.0f}  "
-                  f"speed-up fp32 {row['speedup_fp32']:.2f}x  bf16 {row['speedup_bf16']:.2f}x  "
-                  f"peak MiB ours {row['ours_fp32']['peak_mib']:.0f} ref {row[ref_name]['peak_mib']:.0f}",
-                  flush=True)
+            print(line, flush=True)
         print(f"{family:11s} params {fam['num_parameters']:,} (reference {fam['reference_parameters']:,}), "
               f"{fam['flops_per_flow'] / 1e6:.1f} MFLOP/flow, "
               f"training {fam['training_flows_per_s']:.0f} flows/s",

@@ -14,6 +14,7 @@ embeddings, heads and the loss, and :class:`AutoregressiveGenerator` with the nt
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -32,16 +33,26 @@ SAMPLE_CHUNK = 4096  # flows generated per forward batch in _sample (bounds memo
 def sample_token(
     logits: torch.Tensor, generator: torch.Generator, temperature: float = 1.0, top_p: float = 1.0
 ) -> torch.Tensor:
-    """One id per row from ``logits`` (B, V) with temperature and nucleus (top-p) filtering."""
+    """One id per row from ``logits`` (B, V) with temperature and nucleus (top-p) filtering.
+
+    Inverse-CDF sampling: one uniform draw per row located in the row's cumulative weights. Same distribution
+    as ``torch.multinomial``, but one random number per row instead of one per vocabulary entry, which makes
+    it several times cheaper on CPUs at the batch sizes of sampling.
+    """
     if temperature <= 0:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    logits = logits.float()
+    weights = torch.exp((logits - logits.amax(-1, keepdim=True)) / temperature)
+    order = None
     if top_p < 1.0:
-        sorted_p, order = probs.sort(dim=-1, descending=True)
-        drop = sorted_p.cumsum(-1) - sorted_p > top_p  # keep the smallest prefix whose mass reaches top_p
-        sorted_p = sorted_p.masked_fill(drop, 0.0)
-        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+        weights, order = weights.sort(dim=-1, descending=True)
+        total = weights.sum(-1, keepdim=True)
+        drop = weights.cumsum(-1) - weights > top_p * total  # keep the smallest prefix whose mass reaches top_p
+        weights = weights.masked_fill(drop, 0.0)
+    cdf = weights.cumsum(-1)
+    u = torch.rand((cdf.shape[0], 1), generator=generator, device=cdf.device) * cdf[:, -1:]
+    ids = torch.searchsorted(cdf, u, right=True).clamp_(max=cdf.shape[-1] - 1).squeeze(-1)
+    return ids if order is None else order.gather(-1, ids[:, None]).squeeze(-1)
 
 
 class AutoregressiveModel(nn.Module):
@@ -91,6 +102,17 @@ class AutoregressiveModel(nn.Module):
         return packet_loss + iat_loss
 
     # ------------------------------------------------------------------ sampling
+    def first_step(self, cls: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """Hidden state and backbone state after the class token, for each row of ``cls``.
+
+        Position 0 depends on the class alone, so it is computed once per distinct class and gathered: a
+        batch of one class pays for one row at this step instead of ``B``.
+        """
+        classes, inverse = torch.unique(cls, return_inverse=True)
+        state = self.backbone.init_state(len(classes), cls.device)
+        h, state = self.backbone.step(self.class_emb(classes), state, 0)
+        return h[inverse], self.backbone.select_state(state, inverse)
+
     @torch.no_grad()
     def generate(self, cls: torch.Tensor, generator: torch.Generator, temperature: float = 1.0,
                  top_p: float = 1.0, compact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,17 +126,16 @@ class AutoregressiveModel(nn.Module):
         iat = torch.zeros((b, n), dtype=torch.long, device=cls.device)
         rows = torch.arange(b, device=cls.device)  # batch rows still generating
         done = torch.zeros(b, dtype=torch.bool, device=cls.device)
-        state = self.backbone.init_state(b, cls.device)
-        x = self.class_emb(cls)
+        h, state = self.first_step(cls)
         for t in range(n):
-            h, state = self.backbone.step(x, state, t)
             logits = self.packet_head(h)
-            if t == 0:  # every flow has at least one packet
+            if t == 0:  # every flow has at least one packet, and the first packet's iat is 0 by the schema
                 logits[:, self.eos] = float("-inf")
-            p = sample_token(logits, generator, temperature, top_p)
-            q = sample_token(self.iat_logits(h, p), generator, temperature, top_p)
-            if t == 0:
-                q = torch.zeros_like(q)
+                p = sample_token(logits, generator, temperature, top_p)
+                q = torch.zeros_like(p)
+            else:
+                p = sample_token(logits, generator, temperature, top_p)
+                q = sample_token(self.iat_logits(h, p), generator, temperature, top_p)
             p = torch.where(done, self.eos, p)
             packet[rows, t], iat[rows, t] = p, q
             done = done | (p == self.eos)
@@ -127,6 +148,8 @@ class AutoregressiveModel(nn.Module):
                     keep = (~done).nonzero().squeeze(1)
                     rows, x, done = rows[keep], x[keep], done[keep]
                     state = self.backbone.select_state(state, keep)
+            if t + 1 < n:
+                h, state = self.backbone.step(x, state, t + 1)
         return packet, iat
 
 
@@ -188,17 +211,33 @@ class AutoregressiveGenerator(NeuralGenerator):
             "length": torch.as_tensor(length),
         }
 
+    def sampling_module(self) -> AutoregressiveModel:
+        """The module that samples: ``self.module`` in float32; with ``sample_precision="bfloat16"`` a bf16
+        copy of it, made once and remade whenever the weights change (training, loading, moving devices).
+
+        A copy with bf16 weights, not autocast: autocast would cast every weight at every step, which costs
+        more than the bf16 matmuls save at these sizes.
+        """
+        assert self.module is not None
+        if self.sample_precision == "float32":
+            return self.module
+        key = tuple((id(p), p._version, p.device) for p in self.module.parameters())
+        cached = getattr(self, "_sampling_copy", None)
+        if cached is None or cached[0] != key:
+            cached = (key, copy.deepcopy(self.module).to(torch.bfloat16).eval())
+            self._sampling_copy = cached
+        return cached[1]
+
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
         assert self.module is not None and self.tokenizer_ is not None
         self.module.eval()
+        module = self.sampling_module()
         device = self.device
         generator = torch.Generator(device=device).manual_seed(int(rng_seed))
-        bf16 = self.sample_precision == "bfloat16"
         parts = []
         for start in range(0, len(class_ids), SAMPLE_CHUNK):
             cls = torch.as_tensor(class_ids[start : start + SAMPLE_CHUNK], dtype=torch.long, device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                packet, iat = self.module.generate(cls, generator, self.temperature, self.top_p)
+            packet, iat = module.generate(cls, generator, self.temperature, self.top_p)
             parts.append(self.tokenizer_.decode(packet, iat, self.n_packets, generator))
         return FlowTable.concat(parts) if parts else FlowTable.empty(self.n_packets)
 

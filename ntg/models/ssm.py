@@ -7,10 +7,10 @@ Each residual block is RMSNorm → Mamba mixer (as in mamba.py / the Mamba paper
 * input-dependent ``Δ = softplus(dt_proj(·))``, ``B``, ``C`` come from ``x_proj(x)``;
 * the selective scan ``h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t``, ``y_t = C_t h_t + D x_t`` runs as a parallel
   log-depth scan in training on accelerators (:func:`ntg.models.scan.pscan`) and as a constant-memory
-  recurrence in sampling (:meth:`MambaMixer.step`, carrying the conv window and the ``(d_inner, d_state)``
-  ssm state). On a CPU, training uses :func:`selective_scan_sequential` instead: for flows of at most 33
-  tokens a fused step loop makes ~3 passes over the state where the log-depth scan makes ~12, and is about
-  1.6× faster end to end (same maths; the tests check both against each other);
+  recurrence in sampling (:meth:`MambaMixer.step`, carrying the last ``d_conv - 1`` conv inputs and the
+  ``(d_state, d_inner)`` ssm state). On a CPU, training uses :func:`selective_scan_sequential` instead: for
+  flows of at most 33 tokens a fused step loop makes ~3 passes over the state where the log-depth scan makes
+  ~12, and is about 1.6× faster end to end (same maths; the tests check both against each other);
 * output ``out_proj(y * silu(z))``.
 
 When ``mamba_ssm`` is importable and the tensors are on CUDA, its fused ``selective_scan_fn`` replaces the
@@ -35,7 +35,8 @@ try:  # optional fused CUDA kernel
 except ImportError:  # pragma: no cover - not installed in CPU environments
     selective_scan_fn = None
 
-SSMState = list[tuple[torch.Tensor, torch.Tensor]]
+MixerState = tuple[tuple[torch.Tensor, ...], torch.Tensor]
+SSMState = list[MixerState]
 
 
 SEQUENTIAL_SCAN_MAX_LEN = 64
@@ -120,25 +121,33 @@ class MambaMixer(nn.Module):
             y = (h @ c.unsqueeze(-1)).squeeze(-1) + self.D * x
         return self.out_proj(y.to(z.dtype) * F.silu(z))
 
-    def init_state(self, batch: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        dtype = self.in_proj.weight.dtype
-        return (torch.zeros(batch, self.d_inner, self.d_conv, device=device, dtype=dtype),
-                torch.zeros(batch, self.d_inner, self.d_state, device=device, dtype=torch.float32))
+    def init_state(self, batch: int, device: torch.device) -> MixerState:
+        """Zero state: the last ``d_conv - 1`` conv inputs (each (B, d_inner)) and the ssm state (B, N, d_inner).
 
-    def step(self, u: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """u (B, d_model) → (B, d_model); state = (last ``d_conv`` conv inputs, ssm state)."""
-        conv_state, h = state
+        The ssm state is kept channels-last so that every update runs along the contiguous ``d_inner`` axis.
+        """
+        dtype = self.in_proj.weight.dtype
+        window = tuple(torch.zeros(batch, self.d_inner, device=device, dtype=dtype) for _ in range(self.d_conv - 1))
+        return window, torch.zeros(batch, self.d_state, self.d_inner, device=device, dtype=torch.float32)
+
+    def step(self, u: torch.Tensor, state: MixerState) -> tuple[torch.Tensor, MixerState]:
+        """u (B, d_model) → (B, d_model); the returned state is new (the old one is left untouched)."""
+        window, h = state
         x, z = self.in_proj(u).chunk(2, dim=-1)
-        conv_state = torch.cat([conv_state[:, :, 1:], x.unsqueeze(-1)], dim=-1)
-        x = F.silu((conv_state * self.conv1d.weight[:, 0, :]).sum(-1) + self.conv1d.bias)
+        weight = self.conv1d.weight[:, 0, :]  # (d_inner, d_conv): weight[:, -1] multiplies the newest input
+        conv = torch.addcmul(self.conv1d.bias, x, weight[:, -1])
+        for i, past in enumerate(window):
+            conv.addcmul_(past, weight[:, i])
+        window = (*window[1:], x)
+        x = F.silu(conv)
         delta, b, c = self._ssm_params(x)
-        a = -torch.exp(self.A_log.float())
-        # h' = exp(Δ A) h + Δ x B, written into one fresh buffer (the old state is left untouched)
-        h = (delta.float().unsqueeze(-1) * a).exp_().mul_(h).addcmul_((delta * x).float().unsqueeze(-1),
-                                                                     b.float().unsqueeze(1))
-        y = (h @ c.float().unsqueeze(-1)).squeeze(-1).to(x.dtype) + self.D * x
-        return self.out_proj(y.to(z.dtype) * F.silu(z)), (conv_state, h)
+        a = -torch.exp(self.A_log.float()).t()  # (N, d_inner)
+        delta = delta.float()
+        # h' = exp(Δ A) h + Δ x B and y = C h' + D x, with (B, N, d_inner) tensors
+        decay = torch.exp(delta[:, None, :] * a)
+        h = torch.addcmul(b.float()[:, :, None] * (delta * x.float())[:, None, :], decay, h)
+        y = torch.bmm(c.float()[:, None, :], h)[:, 0].to(x.dtype) + self.D * x
+        return self.out_proj(y.to(z.dtype) * F.silu(z)), (window, h)
 
 
 class ResidualBlock(nn.Module):
@@ -150,8 +159,7 @@ class ResidualBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.mixer(self.norm(x))
 
-    def step(self, x: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor]
-             ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def step(self, x: torch.Tensor, state: MixerState) -> tuple[torch.Tensor, MixerState]:
         y, state = self.mixer.step(self.norm(x), state)
         return x + y, state
 
@@ -176,7 +184,7 @@ class MambaBackbone(nn.Module):
 
     def select_state(self, state: SSMState, rows: torch.Tensor) -> SSMState:
         """Keep only batch ``rows`` of the conv and ssm states."""
-        return [(conv[rows], h[rows]) for conv, h in state]
+        return [(tuple(past[rows] for past in window), h[rows]) for window, h in state]
 
     def step(self, x: torch.Tensor, state: SSMState, t: int) -> tuple[torch.Tensor, SSMState]:
         new_state = []

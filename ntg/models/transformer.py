@@ -54,19 +54,28 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return self.proj(y.transpose(1, 2).reshape(b, length, d))
 
-    def step(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], t: int, cos: torch.Tensor,
-             sin: torch.Tensor) -> torch.Tensor:
-        """One position ``t``: x (B, 1, d); writes k/v into ``cache`` in place, attends to positions ≤ t."""
-        b, _, d = x.shape
-        q, k, v = self._heads(x)
-        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+    def step(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], t: int,
+             rotation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        """One position ``t``: x (B, d); writes k/v into ``cache`` in place, attends to positions ≤ t.
+
+        ``rotation`` is :func:`step_rotation` at ``t``: q and k are rotated together in three kernels.
+        """
+        b, d = x.shape
+        qkv = self.qkv(x).view(b, 3, self.n_heads, self.head_dim)
+        qk = qkv[:, :2]
+        cos, signed_sin = rotation
+        qk = torch.addcmul(qk * cos, qk.roll(self.head_dim // 2, dims=-1), signed_sin)
         k_cache, v_cache = cache
-        k_cache[:, :, t : t + 1] = k
-        v_cache[:, :, t : t + 1] = v
-        # one query against ≤ max_len keys: two small batched matmuls beat the fused kernel's overhead here
-        scores = (q @ k_cache[:, :, : t + 1].transpose(-1, -2)) * self.head_dim**-0.5
-        y = torch.softmax(scores.float(), dim=-1).to(v.dtype) @ v_cache[:, :, : t + 1]
-        return self.proj(y.transpose(1, 2).reshape(b, 1, d))
+        k_cache[:, :, t] = qk[:, 1]
+        v_cache[:, :, t] = qkv[:, 2]
+        y = F.scaled_dot_product_attention(qk[:, 0, :, None], k_cache[:, :, : t + 1], v_cache[:, :, : t + 1])
+        return self.proj(y.reshape(b, d))
+
+
+def step_rotation(cos: torch.Tensor, sin: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tables for rotating one position as ``x * cos' + roll(x, hd/2) * sin'`` (same maths as
+    :func:`apply_rotary`): ``cos' = [cos, cos]``, ``sin' = [-sin, sin]`` over the head dimension."""
+    return torch.cat([cos, cos], -1).to(dtype), torch.cat([-sin, sin], -1).to(dtype)
 
 
 class SwiGLU(nn.Module):
@@ -94,9 +103,9 @@ class Block(nn.Module):
         x = x + self.attn(self.attn_norm(x), cos, sin)
         return x + self.mlp(self.mlp_norm(x))
 
-    def step(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], t: int, cos: torch.Tensor,
-             sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn.step(self.attn_norm(x), cache, t, cos, sin)
+    def step(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor], t: int,
+             rotation: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        x = x + self.attn.step(self.attn_norm(x), cache, t, rotation)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -136,11 +145,10 @@ class TransformerBackbone(nn.Module):
 
     def step(self, x: torch.Tensor, state: KVCache, t: int) -> tuple[torch.Tensor, KVCache]:
         """x (B, d) at position ``t`` → hidden (B, d); the cache is updated in place."""
-        cos, sin = self.cos[t : t + 1], self.sin[t : t + 1]
-        h = x[:, None, :]
+        rotation = step_rotation(self.cos[t], self.sin[t], x.dtype)
         for block, cache in zip(self.blocks, state, strict=True):
-            h = block.step(h, cache, t, cos, sin)
-        return self.norm(h)[:, 0], state
+            x = block.step(x, cache, t, rotation)
+        return self.norm(x), state
 
 
 @register("transformer")

@@ -1,0 +1,72 @@
+"""What the transformer and SSM share: the token sampler, the per-class first step, the bf16 sampling copy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ntg.models import create_generator
+from ntg.models.autoregressive import sample_token
+from tests import ar_flows
+
+torch.set_num_threads(1)
+
+SMALL = {"transformer": {"d_model": 32, "n_layers": 2, "n_heads": 4, "mlp_hidden": 64},
+         "ssm": {"d_model": 32, "n_layers": 2}}
+
+
+@pytest.fixture(scope="module")
+def flows():
+    return ar_flows.two_class_flows(600, seed=1)
+
+
+@pytest.fixture(scope="module", params=sorted(SMALL))
+def prepared(request, flows):
+    gen = create_generator(request.param, **SMALL[request.param])
+    gen.prepare(flows)
+    gen.module.eval()
+    return gen
+
+
+def test_inverse_cdf_sampler_follows_the_distribution():
+    probs = torch.tensor([0.5, 0.3, 0.2, 0.0])
+    logits = torch.log(probs).repeat(40_000, 1)
+    draws = sample_token(logits, torch.Generator().manual_seed(0))
+    freq = torch.bincount(draws, minlength=4).double() / len(draws)
+    assert torch.allclose(freq, probs.double(), atol=0.01)
+    assert freq[3] == 0  # a token of probability zero is never drawn
+    # a zero-probability token in front is skipped too
+    first_masked = torch.log(torch.tensor([0.0, 1.0, 0.0])).repeat(1000, 1)
+    assert (sample_token(first_masked, torch.Generator().manual_seed(0)) == 1).all()
+
+
+def test_first_step_equals_stepping_every_row(prepared):
+    module = prepared.module
+    cls = torch.tensor([1, 0, 1, 1, 0])
+    with torch.no_grad():
+        h_fast, state_fast = module.first_step(cls)
+        h_full, state_full = module.backbone.step(module.class_emb(cls), module.backbone.init_state(5, cls.device), 0)
+        assert torch.allclose(h_fast, h_full, atol=1e-6)
+        # the next step from either state agrees: the gathered state is the per-row state
+        x = torch.randn(5, prepared.d_model)
+        nxt_fast, _ = module.backbone.step(x, state_fast, 1)
+        nxt_full, _ = module.backbone.step(x, state_full, 1)
+    assert torch.allclose(nxt_fast, nxt_full, atol=1e-5)
+
+
+def test_bf16_sampling_uses_a_bf16_copy_that_follows_the_weights(prepared):
+    gen = create_generator(prepared.family, **{**prepared.get_config(), "sample_precision": "bfloat16"})
+    gen.set_learnt_metadata(prepared.learnt_metadata())
+    gen.load_state_arrays(prepared.state_arrays())
+    copy = gen.sampling_module()
+    assert copy is not gen.module and next(copy.parameters()).dtype == torch.bfloat16
+    assert gen.sampling_module() is copy  # reused while the weights stay the same
+    a, b = gen.sample(64, seed=3), gen.sample(64, seed=3)
+    a.validate()
+    assert np.array_equal(a.payload, b.payload) and np.array_equal(a.iat, b.iat)
+    with torch.no_grad():  # changing the weights in place (as an optimiser step does) makes a new copy
+        next(gen.module.parameters()).add_(1.0)
+    assert gen.sampling_module() is not copy
+    gen.load_state_arrays(prepared.state_arrays())  # loading builds a new module: a new copy again
+    assert torch.equal(gen.sampling_module().class_emb.weight, prepared.module.class_emb.weight.bfloat16())
