@@ -111,7 +111,8 @@ def mambapy_lm(gen, vocab: int, dtype: torch.dtype = torch.float32):
     def sample(batch: int, steps: int | None = None) -> torch.Tensor:
         token = torch.randint(1, vocab, (batch,))
         conv = (batch, config.d_inner, config.d_conv - 1)
-        caches = [(None, torch.zeros(conv, dtype=dtype)) for _ in range(config.n_layers)]
+        ssm = (batch, config.d_inner, config.d_state)  # mambapy would start it as float32 zeros
+        caches = [(torch.zeros(ssm, dtype=dtype), torch.zeros(conv, dtype=dtype)) for _ in range(config.n_layers)]
         out = []
         with torch.no_grad():
             for _ in range(steps or gen.n_packets):

@@ -134,18 +134,18 @@ class MambaMixer(nn.Module):
         """u (B, d_model) → (B, d_model); the returned state is new (the old one is left untouched)."""
         window, h = state
         x, z = self.in_proj(u).chunk(2, dim=-1)
-        weight = self.conv1d.weight[:, 0, :]  # (d_inner, d_conv): weight[:, -1] multiplies the newest input
-        conv = torch.addcmul(self.conv1d.bias, x, weight[:, -1])
+        weight = self.conv1d.weight[:, 0, :].t().contiguous()  # (d_conv, d_inner); last row: the newest input
+        conv = torch.addcmul(self.conv1d.bias, x, weight[-1])
         for i, past in enumerate(window):
-            conv.addcmul_(past, weight[:, i])
+            conv.addcmul_(past, weight[i])
         window = (*window[1:], x)
         x = F.silu(conv)
         delta, b, c = self._ssm_params(x)
-        a = -torch.exp(self.A_log.float()).t()  # (N, d_inner)
+        a = -torch.exp(self.A_log.float()).t().contiguous()  # (N, d_inner)
         delta = delta.float()
-        # h' = exp(Δ A) h + Δ x B and y = C h' + D x, with (B, N, d_inner) tensors
-        decay = torch.exp(delta[:, None, :] * a)
-        h = torch.addcmul(b.float()[:, :, None] * (delta * x.float())[:, None, :], decay, h)
+        # h' = exp(Δ A) h + Δ x B and y = C h' + D x on (B, N, d_inner): one fresh buffer, updated in place
+        drive = (delta * x.float())[:, None, :]
+        h = torch.mul(delta[:, None, :], a).exp_().mul_(h).addcmul_(b.float()[:, :, None], drive)
         y = torch.bmm(c.float()[:, None, :], h)[:, 0].to(x.dtype) + self.D * x
         return self.out_proj(y.to(z.dtype) * F.silu(z)), (window, h)
 
