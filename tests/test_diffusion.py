@@ -182,9 +182,25 @@ def test_decoding_snaps_near_values_to_frequent_payload_sizes() -> None:
     assert np.mean(plain.payload[common] != flows.payload[common]) > 0.15  # 0s pushed below -1 stay 0
 
 
+def test_bf16_sampling_follows_the_classes_like_float32(trained: DiffusionGenerator) -> None:
+    trained.sample_precision = "bfloat16"
+    try:
+        assert next(trained.sampling_module().parameters()).dtype == torch.bfloat16
+        bulk, chat = trained.sample(200, "bulk", seed=0), trained.sample(200, "chat", seed=0)
+        again = trained.sample(200, "bulk", seed=0)
+    finally:
+        trained.sample_precision = "float32"
+    bulk.validate()
+    np.testing.assert_array_equal(bulk.payload, again.payload)
+    assert np.mean(bulk.payload[bulk.mask] > 600) > 0.9 and np.mean(chat.payload[chat.mask] < 200) > 0.9
+    assert np.mean(bulk.length >= 7) > 0.8 and np.mean(chat.length <= 4) > 0.8
+
+
 def test_bad_input_raises_ntg_errors(trained: DiffusionGenerator, constructed: FlowTable) -> None:
     with pytest.raises(NtgError, match="sampling_steps"):
         create_generator("diffusion", sampling_steps=0)
+    with pytest.raises(NtgError, match="sample_precision"):
+        create_generator("diffusion", sample_precision="fp8")
     with pytest.raises(NtgError, match="not in the training data"):
         other = constructed.take(np.arange(3))
         other.meta["label"] = "unknown-device"

@@ -14,7 +14,6 @@ embeddings, heads and the loss, and :class:`AutoregressiveGenerator` with the nt
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -24,7 +23,7 @@ from torch import nn
 
 from ntg.data.schema import DEFAULT_N, MAX_PACKETS, FlowTable
 from ntg.errors import NtgError
-from ntg.models.neural import NeuralGenerator
+from ntg.models.neural import NeuralGenerator, check_sample_precision
 from ntg.models.tokenizer import PacketTokenizer
 
 SAMPLE_CHUNK = 4096  # flows generated per forward batch in _sample (bounds memory for large requests)
@@ -163,8 +162,7 @@ class AutoregressiveGenerator(NeuralGenerator):
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
                  temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "float32") -> None:
-        if sample_precision not in ("float32", "bfloat16"):
-            raise NtgError(f"sample_precision={sample_precision!r}: choose 'float32' or 'bfloat16'")
+        check_sample_precision(sample_precision)
         if not 1 <= int(n_packets) <= MAX_PACKETS:
             raise NtgError(f"n_packets={n_packets} is out of range; choose 1..{MAX_PACKETS}")
         if not 0 < float(top_p) <= 1:
@@ -210,23 +208,6 @@ class AutoregressiveGenerator(NeuralGenerator):
             "iat": torch.as_tensor(iat),
             "length": torch.as_tensor(length),
         }
-
-    def sampling_module(self) -> AutoregressiveModel:
-        """The module that samples: ``self.module`` in float32; with ``sample_precision="bfloat16"`` a bf16
-        copy of it, made once and remade whenever the weights change (training, loading, moving devices).
-
-        A copy with bf16 weights, not autocast: autocast would cast every weight at every step, which costs
-        more than the bf16 matmuls save at these sizes.
-        """
-        assert self.module is not None
-        if self.sample_precision == "float32":
-            return self.module
-        key = tuple((id(p), p._version, p.device) for p in self.module.parameters())
-        cached = getattr(self, "_sampling_copy", None)
-        if cached is None or cached[0] != key:
-            cached = (key, copy.deepcopy(self.module).to(torch.bfloat16).eval())
-            self._sampling_copy = cached
-        return cached[1]
 
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
         assert self.module is not None and self.tokenizer_ is not None

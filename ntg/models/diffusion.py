@@ -5,7 +5,8 @@ payload and inter-arrival channels per packet position), as in arXiv 2603.25507.
 on a cosine schedule and teaches :class:`~ntg.models.denoiser.PacketDenoiser` to predict ``v``
 (``sqrt(ab)·eps − sqrt(1−ab)·x0``), dropping the class label with probability ``label_dropout`` so one
 network is both conditional and unconditional. Sampling runs ``sampling_steps`` DDIM steps with
-classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single network pass per step).
+classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single network pass per step);
+``sample_precision="bfloat16"`` runs the denoiser on a bf16 copy of the weights (the DDIM update stays float32).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ntg.errors import NtgError
 from ntg.models.base import register
 from ntg.models.denoiser import PacketDenoiser
 from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec, training_packets
-from ntg.models.neural import NeuralGenerator
+from ntg.models.neural import NeuralGenerator, check_sample_precision
 
 SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory)
 
@@ -78,6 +79,7 @@ class DiffusionModel(nn.Module):
         """The guided ``v`` prediction at integer time ``t`` for a batch (float32)."""
         b = xt.shape[0]
         tt = torch.full((b,), t, device=xt.device, dtype=torch.long)
+        xt = xt.to(self.denoiser.input.weight.dtype)  # the DDIM update itself stays in float32
         if guidance_scale == 1.0:
             return self.denoiser(xt, tt, class_id).float()
         null = torch.full_like(class_id, self.n_classes)
@@ -99,7 +101,7 @@ class DiffusionModel(nn.Module):
         device = class_id.device
         x = torch.randn((len(class_id), n_positions, N_CHANNELS), generator=generator, device=device)
         times = torch.linspace(self.timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
-        alpha_bar = self.alpha_bar.double()
+        alpha_bar = cosine_alpha_bar(self.timesteps)  # float64, whatever the module's dtype
         for i, t in enumerate(times):
             ab = alpha_bar[t].item()
             ab_prev = alpha_bar[times[i + 1]].item() if i + 1 < len(times) else 1.0
@@ -131,7 +133,9 @@ class DiffusionGenerator(NeuralGenerator):
         sampling_steps: int = 50,
         guidance_scale: float = 3.0,
         eta: float = 0.0,
+        sample_precision: str = "float32",
     ) -> None:
+        check_sample_precision(sample_precision)
         super().__init__(n_packets, seed)
         self.d_model = d_model
         self.n_layers = n_layers
@@ -143,6 +147,7 @@ class DiffusionGenerator(NeuralGenerator):
         self.sampling_steps = sampling_steps
         self.guidance_scale = guidance_scale
         self.eta = eta
+        self.sample_precision = sample_precision
         self._check_hparams()
         self.codec_: FlowMatrixCodec | None = None
 
@@ -206,9 +211,9 @@ class DiffusionGenerator(NeuralGenerator):
 
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
         assert self.module is not None and self.codec_ is not None
-        module = self.module
-        was_training = module.training
-        module.eval()
+        was_training = self.module.training
+        self.module.eval()
+        module = self.sampling_module()
         device = self.device
         generator = torch.Generator(device=device).manual_seed(int(rng_seed))
         chunks = []
@@ -222,7 +227,7 @@ class DiffusionGenerator(NeuralGenerator):
                 )
                 chunks.append(x.float().cpu().numpy())
         finally:
-            module.train(was_training)
+            self.module.train(was_training)
         matrix = np.concatenate(chunks) if chunks else np.zeros((0, self.n_packets, N_CHANNELS), np.float32)
         return self.codec_.decode(matrix)
 

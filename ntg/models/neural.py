@@ -14,6 +14,7 @@ A neural generator implements
 
 from __future__ import annotations
 
+import copy
 from abc import abstractmethod
 from typing import Any
 
@@ -22,13 +23,22 @@ import torch
 from torch import nn
 
 from ntg.data.schema import FlowTable
+from ntg.errors import NtgError
 from ntg.models.base import Generator
+
+SAMPLE_PRECISIONS = ("float32", "bfloat16")
+
+
+def check_sample_precision(value: str) -> None:
+    if value not in SAMPLE_PRECISIONS:
+        raise NtgError(f"sample_precision={value!r}: choose one of {list(SAMPLE_PRECISIONS)}")
 
 
 class NeuralGenerator(Generator):
     """Base of the transformer, state-space and diffusion families."""
 
     module: nn.Module | None = None
+    sample_precision: str = "float32"
 
     @abstractmethod
     def prepare(self, train: FlowTable) -> None:
@@ -70,6 +80,26 @@ class NeuralGenerator(Generator):
         assert self.module is not None
         self.module.to(device)
         return self
+
+    def sampling_module(self) -> nn.Module:
+        """The module that samples: ``self.module`` in float32; with ``sample_precision="bfloat16"`` a bf16
+        copy of it, made once and remade whenever the weights change (training, loading, moving devices).
+
+        A copy with bf16 weights, not autocast: autocast would cast every weight at every step, which costs
+        more than the bf16 matmuls save at these sizes. On CPUs with AMX (or CUDA) bf16 matmuls run several
+        times faster than float32; ``benchmarks/bench_sample_precision.py`` checks that the samples score the
+        same.
+        """
+        assert self.module is not None
+        check_sample_precision(self.sample_precision)
+        if self.sample_precision == "float32":
+            return self.module
+        key = tuple((id(p), p._version, p.device) for p in self.module.parameters())
+        cached = getattr(self, "_sampling_copy", None)
+        if cached is None or cached[0] != key:
+            cached = (key, copy.deepcopy(self.module).to(torch.bfloat16).eval())
+            self._sampling_copy = cached
+        return cached[1]
 
     # ------------------------------------------------------------------ cost and persistence
     def num_parameters(self) -> int:
