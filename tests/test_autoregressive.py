@@ -70,3 +70,17 @@ def test_bf16_sampling_uses_a_bf16_copy_that_follows_the_weights(prepared):
     assert gen.sampling_module() is not copy
     gen.load_state_arrays(prepared.state_arrays())  # loading builds a new module: a new copy again
     assert torch.equal(gen.sampling_module().class_emb.weight, prepared.module.class_emb.weight.bfloat16())
+
+
+def test_auto_precision_picks_bf16_only_where_it_is_native_and_helps(prepared, monkeypatch):
+    from ntg.models import neural
+
+    gen = create_generator(prepared.family, **{**prepared.get_config(), "sample_precision": "auto"})
+    gen.set_learnt_metadata(prepared.learnt_metadata())
+    gen.load_state_arrays(prepared.state_arrays())
+    monkeypatch.setattr(neural, "native_bf16", lambda device: False)
+    assert gen.resolved_sample_precision() == "float32" and gen.sampling_module() is gen.module
+    monkeypatch.setattr(neural, "native_bf16", lambda device: True)
+    expected = "bfloat16" if prepared.family == "transformer" else "float32"  # the SSM's time is not in matmuls
+    assert gen.resolved_sample_precision() == expected
+    gen.sample(16, seed=0).validate()

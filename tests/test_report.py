@@ -38,7 +38,7 @@ PINNED_AXES = {
     ],
     "cost": [
         "family", "parameters", "flops_per_flow", "train_wall_s", "sampling_flows_per_s", "sampling_wall_s",
-        "sampling_batch", "sampling_flows", "peak_memory_bytes", "memory_method", "device",
+        "sampling_batch", "sampling_flows", "peak_memory_bytes", "memory_method", "device", "sample_precision",
     ],
 }
 PINNED_HEADLINE = [

@@ -144,4 +144,11 @@ def measure_cost(
         "flops_per_flow": float(generator.flops_per_flow(batch)),
         "train_wall_s": training_wall_time(run_dir),
         **measure_sampling(generator, n_flows, batch, seed),
+        "sample_precision": _sample_precision(generator),
     }
+
+
+def _sample_precision(generator: Generator) -> str | None:
+    """The precision the neural families sampled in (``"auto"`` resolved); None for the baselines."""
+    resolve = getattr(generator, "resolved_sample_precision", None)
+    return resolve() if callable(resolve) and getattr(generator, "module", None) is not None else None

@@ -62,7 +62,7 @@ AXIS_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "cost": (
         "family", "parameters", "flops_per_flow", "train_wall_s", "sampling_flows_per_s", "sampling_wall_s",
-        "sampling_batch", "sampling_flows", "peak_memory_bytes", "memory_method", "device",
+        "sampling_batch", "sampling_flows", "peak_memory_bytes", "memory_method", "device", "sample_precision",
     ),
 }
 HEADLINE_KEYS = (
@@ -204,9 +204,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "## Cost", ""]
         lines += _table(
             ["parameters", "FLOPs/flow", "training s", "sampling flows/s",
-             f"peak memory ({c['memory_method']})", "device"],
+             f"peak memory ({c['memory_method']})", "device", "sampling precision"],
             [[c["parameters"], c["flops_per_flow"], c["train_wall_s"], c["sampling_flows_per_s"],
-              f"{c['peak_memory_bytes'] / 2**20:.1f} MiB", c["device"]]],
+              f"{c['peak_memory_bytes'] / 2**20:.1f} MiB", c["device"], c.get("sample_precision") or "-"]],
         )
     if report.get("figures"):
         lines += ["", "## Figures", ""]

@@ -161,7 +161,7 @@ class AutoregressiveGenerator(NeuralGenerator):
     d_model: int
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
-                 temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "float32") -> None:
+                 temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto") -> None:
         check_sample_precision(sample_precision)
         if not 1 <= int(n_packets) <= MAX_PACKETS:
             raise NtgError(f"n_packets={n_packets} is out of range; choose 1..{MAX_PACKETS}")

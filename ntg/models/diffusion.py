@@ -6,7 +6,8 @@ on a cosine schedule and teaches :class:`~ntg.models.denoiser.PacketDenoiser` to
 (``sqrt(ab)·eps − sqrt(1−ab)·x0``), dropping the class label with probability ``label_dropout`` so one
 network is both conditional and unconditional. Sampling runs ``sampling_steps`` DDIM steps with
 classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single network pass per step);
-``sample_precision="bfloat16"`` runs the denoiser on a bf16 copy of the weights (the DDIM update stays float32).
+``sample_precision`` "bfloat16" (or "auto" on hardware with native bf16) runs the denoiser on a bf16 copy of the
+weights; the DDIM update stays float32.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ class DiffusionGenerator(NeuralGenerator):
         sampling_steps: int = 50,
         guidance_scale: float = 3.0,
         eta: float = 0.0,
-        sample_precision: str = "float32",
+        sample_precision: str = "auto",
     ) -> None:
         check_sample_precision(sample_precision)
         super().__init__(n_packets, seed)

@@ -15,7 +15,9 @@ A neural generator implements
 from __future__ import annotations
 
 import copy
+import functools
 from abc import abstractmethod
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.models.base import Generator
 
-SAMPLE_PRECISIONS = ("float32", "bfloat16")
+SAMPLE_PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def check_sample_precision(value: str) -> None:
@@ -34,11 +36,34 @@ def check_sample_precision(value: str) -> None:
         raise NtgError(f"sample_precision={value!r}: choose one of {list(SAMPLE_PRECISIONS)}")
 
 
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 matrices in hardware (Intel AMX), read from ``/proc/cpuinfo``.
+
+    Without AMX, bf16 matmuls on a CPU are emulated or AVX-512-BF16 at best and rarely beat float32.
+    """
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux
+        return False
+    return any(line.startswith("flags") and " amx_bf16" in line for line in text.splitlines())
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 matmuls are fast on ``device`` (CUDA with bf16 support, or a CPU with AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and cpu_has_native_bf16()
+
+
 class NeuralGenerator(Generator):
     """Base of the transformer, state-space and diffusion families."""
 
     module: nn.Module | None = None
     sample_precision: str = "float32"
+    #: whether ``sample_precision="auto"`` picks bf16 on hardware with native bf16 matmuls: true where the
+    #: family's sampling time is in matmuls (measured by benchmarks/bench_sample_precision.py)
+    bf16_sampling_helps: bool = True
 
     @abstractmethod
     def prepare(self, train: FlowTable) -> None:
@@ -81,18 +106,27 @@ class NeuralGenerator(Generator):
         self.module.to(device)
         return self
 
+    def resolved_sample_precision(self) -> str:
+        """``sample_precision`` with ``"auto"`` resolved for this generator's device: bfloat16 where the
+        hardware multiplies bf16 natively and the family gains from it, float32 elsewhere."""
+        check_sample_precision(self.sample_precision)
+        if self.sample_precision != "auto":
+            return self.sample_precision
+        return "bfloat16" if self.bf16_sampling_helps and native_bf16(self.device) else "float32"
+
     def sampling_module(self) -> nn.Module:
-        """The module that samples: ``self.module`` in float32; with ``sample_precision="bfloat16"`` a bf16
-        copy of it, made once and remade whenever the weights change (training, loading, moving devices).
+        """The module that samples: ``self.module`` in float32; in bfloat16 a bf16 copy of it, made once and
+        remade whenever the weights change (training, loading, moving devices).
 
         A copy with bf16 weights, not autocast: autocast would cast every weight at every step, which costs
         more than the bf16 matmuls save at these sizes. On CPUs with AMX (or CUDA) bf16 matmuls run several
         times faster than float32; ``benchmarks/bench_sample_precision.py`` checks that the samples score the
-        same.
+        same. Like TF32 on GPUs, the precision is a speed setting: same seed, same weights and same hardware
+        give the same flows; ``sample_precision="float32"`` gives the same flows on any hardware up to the
+        rounding of its float32 kernels.
         """
         assert self.module is not None
-        check_sample_precision(self.sample_precision)
-        if self.sample_precision == "float32":
+        if self.resolved_sample_precision() == "float32":
             return self.module
         key = tuple((id(p), p._version, p.device) for p in self.module.parameters())
         cached = getattr(self, "_sampling_copy", None)

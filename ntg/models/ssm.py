@@ -198,6 +198,8 @@ class MambaBackbone(nn.Module):
 class SSMGenerator(AutoregressiveGenerator):
     """Mamba-style selective SSM over packet tokens; the defaults have about 1.1 M parameters."""
 
+    bf16_sampling_helps = False  # its sampling time is in the float32 state update, not in matmuls
+
     def __init__(
         self,
         n_packets: int = DEFAULT_N,
@@ -211,7 +213,7 @@ class SSMGenerator(AutoregressiveGenerator):
         n_iat_bins: int = 48,
         temperature: float = 1.0,
         top_p: float = 1.0,
-        sample_precision: str = "float32",
+        sample_precision: str = "auto",
     ) -> None:
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision)
         self.d_model = d_model

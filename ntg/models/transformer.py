@@ -167,7 +167,7 @@ class TransformerGenerator(AutoregressiveGenerator):
         n_iat_bins: int = 48,
         temperature: float = 1.0,
         top_p: float = 1.0,
-        sample_precision: str = "float32",
+        sample_precision: str = "auto",
     ) -> None:
         if d_model % n_heads or (d_model // n_heads) % 2:
             raise NtgError(f"d_model={d_model} must split into n_heads={n_heads} heads of even size")
