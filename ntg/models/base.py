@@ -5,7 +5,9 @@
 * :meth:`Generator.fit` learns from a :class:`~ntg.data.schema.FlowTable` (the training split) and may look
   at a validation table for early stopping. What is learnt from data (class names, value ranges, weights)
   is the generator's *state*.
-* :meth:`Generator.sample` returns a FlowTable in the dataset's schema, deterministic for a given seed.
+* :meth:`Generator.sample` returns a FlowTable in the dataset's schema, deterministic for a given seed; the
+  families generate sizes, directions and timing, and :class:`~ntg.models.headers.HeaderModel` (fitted with
+  the classes) fills in each flow's protocol and its packets' TCP flags and window.
 * :meth:`Generator.save_pretrained` writes ``config.json`` (family, hyperparameters, learnt metadata) and
   ``model.safetensors`` (every tensor / array of the state); :func:`load_generator` reads any family back,
   from a local folder or a Hugging Face Hub repo id.
@@ -25,6 +27,8 @@ import numpy as np
 
 from ntg.data.schema import DEFAULT_N, FlowTable
 from ntg.errors import NtgError
+from ntg.models.empirical import prefixed, unprefixed
+from ntg.models.headers import HeaderModel
 from ntg.utils.io import atomic_dir
 
 CONFIG_FILE = "config.json"
@@ -51,11 +55,14 @@ class Generator(ABC):
     """Base class: a class-conditioned generator of the first ``n_packets`` packets of biflows."""
 
     family: ClassVar[str] = "abstract"
+    #: whether the family's own samples carry flags and window; if not, :class:`HeaderModel` fills them in
+    generates_headers: ClassVar[bool] = False
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0) -> None:
         self.n_packets = n_packets
         self.seed = seed
         self.classes_: list[str] | None = None
+        self.headers_: HeaderModel | None = None
 
     # ------------------------------------------------------------------ hyperparameters
     def get_config(self) -> dict[str, Any]:
@@ -86,6 +93,8 @@ class Generator(ABC):
         seed = self.seed if seed is None else seed
         class_ids = self._resolve_labels(n, label, seed)
         flows = self._sample(class_ids, seed)
+        if self.headers_ is not None and not self.generates_headers:
+            self.headers_.complete(flows, class_ids, seed)
         flows.meta["label"] = np.asarray(self.classes_, dtype=object)[class_ids]
         return flows
 
@@ -108,11 +117,15 @@ class Generator(ABC):
         return np.array([lookup[x] for x in labels], dtype=np.int64)
 
     def _learn_classes(self, train: FlowTable) -> None:
-        """Record class names (sorted) and their training shares; call at the start of :meth:`fit`."""
+        """Record class names (sorted) and their training shares, and fit the header model; call at the start
+        of :meth:`fit`."""
         labels = train.labels.astype(str)
         self.classes_ = sorted(set(labels.tolist()))
         counts = np.array([(labels == c).sum() for c in self.classes_], dtype=np.float64)
         self.class_priors_ = (counts / counts.sum()).tolist()
+        lookup = {c: i for i, c in enumerate(self.classes_)}
+        class_ids = np.array([lookup[x] for x in labels], dtype=np.int64)
+        self.headers_ = HeaderModel.fit(train, class_ids, len(self.classes_), self.n_packets)
 
     def _check_fitted(self) -> None:
         if self.classes_ is None:
@@ -159,6 +172,9 @@ class Generator(ABC):
             **(extra or {}),
         }
         arrays = {k: np.ascontiguousarray(v) for k, v in self.state_arrays().items()}
+        if self.headers_ is not None:
+            headers = prefixed("headers", self.headers_.to_arrays())
+            arrays.update({k: np.ascontiguousarray(v) for k, v in headers.items()})
         # keep any other files already in the folder (training logs, cards) while replacing the model
         with atomic_dir(directory) as tmp:
             if directory.exists():
@@ -227,7 +243,10 @@ def load_generator(source: str | Path, **hub_kwargs: Any) -> Generator:
         raise NtgError(f"{directory / CONFIG_FILE}: unknown family {family!r}; known: {sorted(GENERATORS)}")
     model = GENERATORS[family](**config["hparams"])
     model.set_learnt_metadata(config["learnt"])
-    model.load_state_arrays(load_file(str(directory / WEIGHTS_FILE)))
+    arrays = load_file(str(directory / WEIGHTS_FILE))
+    headers = unprefixed("headers", arrays)
+    model.load_state_arrays({k: v for k, v in arrays.items() if not k.startswith("headers.")})
+    model.headers_ = HeaderModel.from_arrays(headers) if headers else None  # None: saved before header models
     return model
 
 

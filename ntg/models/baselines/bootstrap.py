@@ -14,9 +14,11 @@ from ntg.models.flow_matrix import make_flows
 class BootstrapGenerator(TableGenerator):
     """Draws each flow uniformly, with replacement, among the training flows of the requested class.
 
-    The copies keep the first ``n_packets`` packets (payload, direction, iat); like every generator's
-    output their ``n_packets`` is the stored length and flags/window are 0.
+    The copies keep the first ``n_packets`` packets (payload, direction, iat, flags, window) and the protocol;
+    like every generator's output their ``n_packets`` is the stored length.
     """
+
+    generates_headers = True  # copies the real flags and window instead of drawing them
 
     def fit(self, train: FlowTable, val: FlowTable | None = None) -> BootstrapGenerator:
         train, class_id = self._start_fit(train)
@@ -29,6 +31,10 @@ class BootstrapGenerator(TableGenerator):
             "payload": train.payload[order],
             "direction": train.direction[order],
             "iat": train.iat[order],
+            "flags": train.flags[order],
+            "window": train.window[order],
+            "proto": (np.asarray(train.meta["proto"], dtype=np.int64) if "proto" in train.meta
+                      else np.zeros(len(train), np.int64))[order],
         }
         return self
 
@@ -37,4 +43,9 @@ class BootstrapGenerator(TableGenerator):
         rng = np.random.default_rng(rng_seed)
         start, end = t["class_offsets"][class_ids], t["class_offsets"][class_ids + 1]
         rows = start + rng.integers(0, end - start) if len(class_ids) else np.zeros(0, np.int64)
-        return make_flows(t["length"][rows], t["payload"][rows], t["direction"][rows], t["iat"][rows])
+        flows = make_flows(t["length"][rows], t["payload"][rows], t["direction"][rows], t["iat"][rows])
+        if "flags" in t:  # saved before headers were copied: flags and window stay 0
+            flows.flags = np.where(flows.mask, t["flags"][rows], 0).astype(flows.flags.dtype)
+            flows.window = np.where(flows.mask, t["window"][rows], 0).astype(flows.window.dtype)
+            flows.meta["proto"] = t["proto"][rows]
+        return flows
