@@ -82,3 +82,16 @@ def test_real_flags_statistics_are_kept(iot_small):
     assert abs(real_syn - synth_syn) < 0.1
     assert not synth.flags[~synth_tcp].any() and not synth.window[~synth_tcp].any()
     assert set(np.unique(synth.flags[synth.mask])) <= set(np.unique(train.flags[train.mask]))
+
+
+def test_fidelity_report_compares_headers_beside_the_score(fitted):
+    from ntg.evaluation.fidelity import fidelity_report
+
+    real = web_and_dns(300, seed=1)
+    good = fitted.sample(300, label=real.labels, seed=0)
+    blank = good.take(np.arange(len(good)))
+    blank.flags, blank.window = np.zeros_like(good.flags), np.zeros_like(good.window)
+    with_headers, without = fidelity_report(real, good)["headers"], fidelity_report(real, blank)["headers"]
+    assert with_headers["jsd_flags"] < 0.05 and with_headers["tv_proto"] < 0.1
+    assert without["jsd_flags"] > 0.3 and without["jsd_window"] > 0.3
+    assert fidelity_report(real, good)["score"] == fidelity_report(real, blank)["score"]  # not in the score

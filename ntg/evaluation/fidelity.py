@@ -16,6 +16,8 @@ Static metrics (:func:`static_metrics`, a flat dict of floats; lower is better e
 ==========================  =======================================================================
 
 Temporal and joint metrics live in :mod:`ntg.evaluation.temporal` and :mod:`ntg.evaluation.joint`.
+:func:`header_metrics` compares the transport headers (protocol, TCP flags, window); it is reported beside
+the score, not in it, since the classifiers and the score read sizes, directions and timing only.
 """
 
 from __future__ import annotations
@@ -166,6 +168,7 @@ def fidelity_report(
             classes[str(label)] = fidelity_metrics(r, s, seed=seed)
     report["per_class"] = classes
     report["skipped_classes"] = skipped
+    report["headers"] = header_metrics(real, synth)
     if classes:
         report["score_parts"] = {p: _mean(c["score_parts"][p] for c in classes.values()) for p in SCORE_PARTS}
         report["score"] = _mean(c["score"] for c in classes.values())
@@ -173,6 +176,33 @@ def fidelity_report(
         report["score_parts"] = dict(report["overall"]["score_parts"])
         report["score"] = report["overall"]["score"]
     return report
+
+
+def header_metrics(real: FlowTable, synth: FlowTable) -> dict[str, float]:
+    """Distances of the transport headers (lower is better; NaN where a side lacks them):
+
+    ``tv_proto`` total variation of the flows' protocol shares (``meta["proto"]``); ``jsd_flags`` and
+    ``jsd_flags_pos1`` JSD of the TCP flags byte over all packets and at the first packet; ``jsd_window`` JSD
+    of the window in powers of two (0, 1, 2-3, 4-7, ...).
+    """
+    out = {"tv_proto": float("nan")}
+    if "proto" in real.meta and "proto" in synth.meta and len(real) and len(synth):
+        r, s = np.asarray(real.meta["proto"], np.int64), np.asarray(synth.meta["proto"], np.int64)
+        values = np.union1d(r, s)
+        share_r = np.array([(r == v).mean() for v in values])
+        share_s = np.array([(s == v).mean() for v in values])
+        out["tv_proto"] = float(0.5 * np.abs(share_r - share_s).sum())
+    bins = 512  # the flags byte plus NS
+    out["jsd_flags"] = jsd(counts(real.flags[real.mask], bins), counts(synth.flags[synth.mask], bins))
+    out["jsd_flags_pos1"] = jsd(counts(real.flags[:, 0][real.mask[:, 0]], bins),
+                                counts(synth.flags[:, 0][synth.mask[:, 0]], bins))
+
+    def window_bins(table: FlowTable) -> np.ndarray:
+        w = table.window[table.mask].astype(np.int64)
+        return counts(np.where(w > 0, np.floor(np.log2(np.maximum(w, 1))).astype(np.int64) + 1, 0), 34)
+
+    out["jsd_window"] = jsd(window_bins(real), window_bins(synth))
+    return out
 
 
 def _mean(values) -> float:

@@ -192,6 +192,10 @@ def render_markdown(report: dict[str, Any]) -> str:
                   f"{fid['n_synthetic']} synthetic flows; every part in [0, 1], 0 ideal.", ""]
         parts = [[k, v] for k, v in fid["score_parts"].items()]
         lines += _table(["part", "value"], [*parts, ["**score**", fid["score"]]])
+        headers = fid["details"].get("headers")
+        if headers:
+            lines += ["", "Transport headers (beside the score, not in it): "
+                      + ", ".join(f"{k} {_fmt(v)}" for k, v in headers.items()) + "."]
     if report.get("privacy"):
         p = report["privacy"]
         lines += ["", "## Privacy", ""]
