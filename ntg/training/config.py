@@ -39,6 +39,7 @@ class TrainConfig:
     seed: int = 0
     max_train_flows: int | None = None  # train on a seeded random subset of at most this many flows
     val_fraction: float = 0.1  # held out of train for early stopping when no validation table is given
+    ema_decay: float = 0.0  # > 0: keep an exponential moving average of the weights, validate and keep it
 
     def __post_init__(self) -> None:
         checks = {
@@ -52,6 +53,7 @@ class TrainConfig:
             "min_delta": self.min_delta >= 0,
             "max_train_flows": self.max_train_flows is None or self.max_train_flows >= 1,
             "val_fraction": 0 <= self.val_fraction < 1,
+            "ema_decay": 0 <= self.ema_decay < 1,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:

@@ -14,10 +14,15 @@ any epoch and resumed from its checkpoint ends with the same weights as an unint
 
 At the end the best weights (lowest validation loss) are restored and the module is left **on the device
 it trained on, in eval mode** (``gen.to("cpu")`` moves it).
+
+With ``ema_decay > 0`` the loop also keeps an exponential moving average of the weights (decay warmed up as
+``min(decay, (1 + step) / (10 + step))``); validation, early stopping and the kept weights are then those of
+the average, the usual practice for diffusion models. The average is part of the checkpoint.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import sys
@@ -251,8 +256,9 @@ def _load_checkpoint(path: Path, config: TrainConfig, gen: NeuralGenerator) -> d
             f"{path}: checkpoint of a {state.get('family')} generator with other hyperparameters; "
             "use another output folder or delete the checkpoint"
         )
-    if state["config"] != _comparable(config):
-        changed = sorted(k for k, v in _comparable(config).items() if state["config"].get(k) != v)
+    saved = {**_comparable(TrainConfig()), **state["config"]}  # settings added since: their defaults
+    if saved != _comparable(config):
+        changed = sorted(k for k, v in _comparable(config).items() if saved.get(k) != v)
         raise NtgError(
             f"{path}: checkpoint was written with other train settings ({', '.join(changed)}); "
             "use the same settings to resume, another output folder, or delete the checkpoint"
@@ -315,6 +321,8 @@ def train_generator(
     result = TrainResult(device=str(device), world_size=reporter.world_size, num_train_flows=len(train),
                          num_val_flows=0 if val is None else len(val))
     best_state: dict[str, torch.Tensor] | None = None
+    ema = copy.deepcopy(module).eval().requires_grad_(False) if config.ema_decay > 0 else None
+    kept = ema if ema is not None else module  # the weights that are validated and kept
     bad_epochs, start_epoch, previous_wall = 0, 0, 0.0
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
@@ -322,6 +330,8 @@ def train_generator(
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         _set_rng_states(state["rng"])
         best_state, bad_epochs, start_epoch = state["best_state"], state["bad_epochs"], state["epoch"]
         previous_wall = state["result"]["wall_s"]
@@ -353,6 +363,8 @@ def train_generator(
                 nn.utils.clip_grad_norm_(module.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
+            if ema is not None:
+                _update_ema(ema, module, config.ema_decay, scheduler.last_epoch)
             sums += torch.tensor([loss.item() * size, size], dtype=torch.float64)
             if bar is not None:
                 bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
@@ -361,12 +373,12 @@ def train_generator(
             bar.close()
         sums = reporter.all_reduce_sum(sums)
         train_loss = float(sums[0] / sums[1])
-        val_loss = _evaluate(module, val_data, config, reporter, device, use_bf16) if val_data else None
+        val_loss = _evaluate(kept, val_data, config, reporter, device, use_bf16) if val_data else None
 
         best = result.best_val_loss
         improved = val_loss is None or best is None or val_loss < best - config.min_delta
         if improved:
-            best_state, bad_epochs = _cpu_state(module), 0
+            best_state, bad_epochs = _cpu_state(kept), 0
             result.best_epoch, result.best_val_loss = epoch, val_loss
         else:
             bad_epochs += 1
@@ -384,7 +396,7 @@ def train_generator(
         written = None
         if ckpt_path is not None and reporter.is_chief:
             _save_checkpoint(ckpt_path, gen, module, optimizer, scheduler, config, epoch, best_state,
-                             bad_epochs, result)
+                             bad_epochs, result, ema)
             written = ckpt_path.parent
         metrics = {**asdict(stats), "best_epoch": result.best_epoch, "best_val_loss": result.best_val_loss,
                    "total_wall_s": result.wall_s, "num_parameters": gen.num_parameters()}
@@ -394,6 +406,8 @@ def train_generator(
 
     if best_state is not None:
         module.load_state_dict(best_state)
+    elif ema is not None:
+        module.load_state_dict(ema.state_dict())
     module.eval()
     result.wall_s = previous_wall + time.perf_counter() - started
     return result
@@ -444,7 +458,18 @@ def _evaluate(
     return float(sums[0] / sums[1])
 
 
-def _save_checkpoint(path, gen, module, optimizer, scheduler, config, epoch, best_state, bad_epochs, result):
+@torch.no_grad()
+def _update_ema(ema: nn.Module, module: nn.Module, decay: float, step: int) -> None:
+    """``ema ← d·ema + (1 − d)·weights`` with ``d = min(decay, (1 + step) / (10 + step))``; buffers copied."""
+    d = min(decay, (1 + step) / (10 + step))
+    params = [p for p in module.parameters()]
+    torch._foreach_lerp_([p for p in ema.parameters()], params, 1.0 - d)
+    for target, source in zip(ema.buffers(), module.buffers(), strict=True):
+        target.copy_(source)
+
+
+def _save_checkpoint(path, gen, module, optimizer, scheduler, config, epoch, best_state, bad_epochs, result,
+                     ema=None):
     state = {
         "version": CHECKPOINT_VERSION,
         "family": gen.family,
@@ -456,6 +481,7 @@ def _save_checkpoint(path, gen, module, optimizer, scheduler, config, epoch, bes
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "best_state": best_state,
+        "ema": _cpu_state(ema) if ema is not None else None,
         "bad_epochs": bad_epochs,
         "rng": _rng_states(),
         "result": result.to_dict(),
