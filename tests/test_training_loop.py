@@ -227,6 +227,8 @@ def test_generator_from_checkpoint_restores_best_or_last_weights(split, tmp_path
     assert all(torch.equal(v, recorder.states[0][k]) for k, v in best.module.state_dict().items())
     assert all(torch.equal(v, recorder.states[-1][k]) for k, v in last.module.state_dict().items())
     assert len(best.sample(4, seed=0)) == 4
+    a, b = best.sample(50, seed=2), gen.sample(50, seed=2)  # the header model travels with the checkpoint
+    assert best.headers_ is not None and torch.equal(torch.as_tensor(a.flags), torch.as_tensor(b.flags))
     with pytest.raises(NtgError, match="no training checkpoint"):
         generator_from_checkpoint(tmp_path / "elsewhere")
 

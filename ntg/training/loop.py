@@ -431,6 +431,10 @@ def generator_from_checkpoint(path: str | Path, best: bool = True) -> NeuralGene
     gen.set_learnt_metadata(state["learnt"])
     weights = state["best_state"] if best and state["best_state"] is not None else state["module"]
     gen.load_state_arrays({k: v.numpy() for k, v in weights.items()})
+    if state.get("headers") is not None:
+        from ntg.models.headers import HeaderModel
+
+        gen.headers_ = HeaderModel.from_arrays(state["headers"])
     return gen
 
 
@@ -475,6 +479,7 @@ def _save_checkpoint(path, gen, module, optimizer, scheduler, config, epoch, bes
         "family": gen.family,
         "hparams": _jsonable(gen.get_config()),
         "learnt": gen.learnt_metadata(),
+        "headers": gen.headers_.to_arrays() if gen.headers_ is not None else None,
         "config": _comparable(config),
         "epoch": epoch,
         "module": _cpu_state(module),
