@@ -1,14 +1,17 @@
 """Sampling and training throughput of the transformer and SSM families against reference implementations.
 
-For the default sizes of both families, at batch 1, 256 and 4096 on this CPU:
+For the default sizes of both families, at batch 1, 256 and 4096 on this CPU, in float32 and in bfloat16
+(each side at the same precision; the ratio printed is reference time / our time):
 
-* ours: ``gen.sample(batch)`` end to end (tokens → decoded FlowTable), in float32 and with
-  ``sample_precision="bfloat16"`` (bf16 autocast);
+* ours: ``gen.sample(batch)`` end to end (tokens → decoded FlowTable) with ``sample_precision`` float32 or
+  bfloat16 (a bf16 copy of the weights);
 * transformer reference: Hugging Face ``LlamaForCausalLM.generate`` with its KV cache, random weights,
   the same d_model / layers / heads / SwiGLU width, vocabulary = our packet + iat vocabularies,
-  a one-token prompt (the class token) and ``max_new_tokens = min_new_tokens = n_packets``, float32;
+  a one-token prompt (the class token) and ``max_new_tokens = min_new_tokens = n_packets``, in float32 or
+  with bf16 weights;
 * SSM reference: the pure-PyTorch ``mambapy`` Mamba LM (same d_model / layers / d_state / expand / d_conv),
-  generating ``n_packets`` tokens with its recurrent ``step``, float32.
+  generating ``n_packets`` tokens with its recurrent ``step``, in float32 or under bf16 autocast (its step
+  does not run on bf16 weights).
 
 Timing: the reference and ours alternate, each measured ``reps`` times (one at batch 4096), and the best
 (lowest) wall time is kept, since the machine is shared. Peak memory: growth of the process's peak
@@ -98,7 +101,8 @@ def hf_llama(gen, vocab: int, dtype: torch.dtype = torch.float32):
 
 def mambapy_lm(gen, vocab: int, dtype: torch.dtype = torch.float32):
     """mambapy's ``Mamba`` with an embedding, final RMSNorm and head: what ``mambapy.lm.LM.step`` does
-    (``mambapy.lm`` itself needs einops for Mamba-2, which is not installed)."""
+    (``mambapy.lm`` itself needs einops for Mamba-2, which is not installed). mambapy's step keeps ``A`` in
+    float32 and fails on bf16 weights, so its bf16 figure runs float32 weights under CPU bf16 autocast."""
     from mambapy.mamba import Mamba, MambaConfig, RMSNorm
 
     config = MambaConfig(d_model=gen.d_model, n_layers=gen.n_layers, d_state=gen.d_state,
@@ -106,15 +110,15 @@ def mambapy_lm(gen, vocab: int, dtype: torch.dtype = torch.float32):
     model = torch.nn.ModuleDict({
         "embedding": torch.nn.Embedding(vocab, config.d_model), "mamba": Mamba(config),
         "norm_f": RMSNorm(config.d_model), "lm_head": torch.nn.Linear(config.d_model, vocab, bias=False),
-    }).to(dtype).eval()
+    }).eval()
+    autocast = dtype != torch.float32
 
     def sample(batch: int, steps: int | None = None) -> torch.Tensor:
         token = torch.randint(1, vocab, (batch,))
         conv = (batch, config.d_inner, config.d_conv - 1)
-        ssm = (batch, config.d_inner, config.d_state)  # mambapy would start it as float32 zeros
-        caches = [(torch.zeros(ssm, dtype=dtype), torch.zeros(conv, dtype=dtype)) for _ in range(config.n_layers)]
+        caches = [(None, torch.zeros(conv)) for _ in range(config.n_layers)]
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=dtype, enabled=autocast):
             for _ in range(steps or gen.n_packets):
                 x, caches = model["mamba"].step(model["embedding"](token), caches)
                 logits = model["lm_head"](model["norm_f"](x))
