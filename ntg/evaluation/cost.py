@@ -150,5 +150,6 @@ def measure_cost(
 
 def _sample_precision(generator: Generator) -> str | None:
     """The precision the neural families sampled in (``"auto"`` resolved); None for the baselines."""
-    resolve = getattr(generator, "resolved_sample_precision", None)
-    return resolve() if callable(resolve) and getattr(generator, "module", None) is not None else None
+    from ntg.models.neural import NeuralGenerator
+
+    return generator.resolved_sample_precision() if isinstance(generator, NeuralGenerator) else None

@@ -406,8 +406,6 @@ def train_generator(
 
     if best_state is not None:
         module.load_state_dict(best_state)
-    elif ema is not None:
-        module.load_state_dict(ema.state_dict())
     module.eval()
     result.wall_s = previous_wall + time.perf_counter() - started
     return result
@@ -466,8 +464,7 @@ def _evaluate(
 def _update_ema(ema: nn.Module, module: nn.Module, decay: float, step: int) -> None:
     """``ema ← d·ema + (1 − d)·weights`` with ``d = min(decay, (1 + step) / (10 + step))``; buffers copied."""
     d = min(decay, (1 + step) / (10 + step))
-    params = [p for p in module.parameters()]
-    torch._foreach_lerp_([p for p in ema.parameters()], params, 1.0 - d)
+    torch._foreach_lerp_(list(ema.parameters()), list(module.parameters()), 1.0 - d)
     for target, source in zip(ema.buffers(), module.buffers(), strict=True):
         target.copy_(source)
 
