@@ -1,0 +1,82 @@
+"""`ntg train` and `ntg sample`: fit a generator on a prepared dataset, draw flows from it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ntg.errors import NtgError
+
+FAMILIES_HELP = "transformer | ssm | diffusion | markov | bootstrap | marginals | gmm"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    _add_train(sub)
+    _add_sample(sub)
+
+
+# ---------------------------------------------------------------------------------------------- train
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="fit a generator on a prepared dataset",
+        description="Fit one generator family on the training split of a prepared dataset (validation split "
+        "for early stopping) and write RUN_DIR: config.json + model.safetensors (Hugging Face layout), "
+        "run.json, train_log.json and a loss curve. Re-running resumes from the last epoch checkpoint.",
+    )
+    p.add_argument("--family", required=True, help=FAMILIES_HELP)
+    p.add_argument("--data", required=True, type=Path, help="prepared dataset folder (ntg data prepare)")
+    p.add_argument("--out", required=True, type=Path, help="run folder to write")
+    p.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}')
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. model.d_model=128 or train.epochs=3 (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from ntg.training.runs import train_run
+
+    config = None
+    if args.config:
+        if not args.config.exists():
+            raise NtgError(f"{args.config}: no such config file")
+        try:
+            config = json.loads(args.config.read_text())
+        except json.JSONDecodeError as err:
+            raise NtgError(f"{args.config}: not valid JSON ({err})") from None
+    run_dir = train_run(args.family, args.data, args.out, config=config, overrides=args.overrides,
+                        progress=not args.quiet)
+    log = json.loads((Path(run_dir) / "train_log.json").read_text())
+    params = log.get("num_parameters")
+    print(f"{run_dir}: {args.family} trained ({params:,} parameters)" if params is not None else str(run_dir))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- sample
+def _add_sample(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sample",
+        help="generate flows from a trained generator",
+        description="Generate flows in the dataset schema from a run folder or a Hugging Face Hub repo id; "
+        "writes parquet or CSV by the --out suffix.",
+    )
+    p.add_argument("run", help="run folder (ntg train) or Hub repo id")
+    p.add_argument("--n", type=int, default=10000, help="number of flows (default 10000)")
+    p.add_argument("--label", help="one class name (default: the training class mix)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, type=Path, help="FILE.parquet or FILE.csv")
+    p.set_defaults(func=cmd_sample)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from ntg.training.runs import sample_run
+
+    if args.n < 1:
+        raise NtgError(f"--n must be positive, not {args.n}")
+    if args.out.suffix not in (".parquet", ".csv"):
+        raise NtgError(f"--out {args.out}: use a .parquet or .csv file name")
+    out = sample_run(args.run, n=args.n, label=args.label, seed=args.seed, out=args.out)
+    print(f"{out}: {args.n} flows")
+    return 0
