@@ -1,28 +1,27 @@
-"""The ``ntg`` command line: data preparation, training, sampling, evaluation and the demo.
-
-Every sub-command has ``--help``. User errors (bad paths, unknown names, bad values) print one line
-``ntg: error: ...`` and exit with status 2; no traceback.
-"""
+"""`ntg data prepare | info | list`: captures to labelled, split biflows; inspect them; the registry."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
-from ntg import __version__
 from ntg.errors import NtgError
 
-EPILOG = """examples:
-  ntg data prepare iot-sentinel --out data/iot          # registry name (NTG_DATA_ROOT is looked up first)
-  ntg data prepare ./captures --labels ndpi --out data/mine
-  ntg train --family transformer --data data/iot --out runs/tf
-  ntg sample runs/tf --n 10000 --out synth.parquet
-  ntg evaluate --data data/iot --generator runs/tf --out reports/tf
-"""
+
+def register(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="prepare, inspect and list datasets",
+                          description="Prepare datasets from captures, inspect them, list the registry.")
+    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    _add_prepare(data_sub)
+    info = data_sub.add_parser("info", help="class table and split sizes of a prepared dataset")
+    info.add_argument("dir", type=Path, help="prepared dataset folder")
+    info.add_argument("--json", action="store_true", help="print meta.json")
+    info.set_defaults(func=cmd_data_info)
+    listing = data_sub.add_parser("list", help="the dataset registry and where each copy lies")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(func=cmd_data_list)
+    data.set_defaults(func=lambda a: (data.print_help(), 0)[1])
 
 
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
@@ -133,54 +132,3 @@ def cmd_data_list(args: argparse.Namespace) -> int:
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
             print(frame.to_string(index=False))
     return 0
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ntg",
-        description="ntg — lightweight generative models of network traffic: learn from real captures, "
-        "synthesise labelled biflows, and judge them on fidelity, utility, privacy and cost.",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"ntg {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    data = sub.add_parser("data", help="prepare, inspect and list datasets",
-                          description="Prepare datasets from captures, inspect them, list the registry.")
-    data_sub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
-    _add_prepare(data_sub)
-    info = data_sub.add_parser("info", help="class table and split sizes of a prepared dataset")
-    info.add_argument("dir", type=Path, help="prepared dataset folder")
-    info.add_argument("--json", action="store_true", help="print meta.json")
-    info.set_defaults(func=cmd_data_info)
-    listing = data_sub.add_parser("list", help="the dataset registry and where each copy lies")
-    listing.add_argument("--json", action="store_true")
-    listing.set_defaults(func=cmd_data_list)
-    data.set_defaults(func=lambda a: (data.print_help(), 0)[1])
-
-    from ntg import commands
-
-    commands.register_all(sub)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 0
-    try:
-        return int(args.func(args) or 0)
-    except NtgError as err:
-        print(f"ntg: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("ntg: interrupted; finished work is kept (re-run to resume)", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
