@@ -26,6 +26,19 @@ class SettingView:
     kind: type
     low: float | None = None
     high: float | None = None
+    open_low: bool = False  # the bound itself is excluded (lr > 0)
+    open_high: bool = False
+
+
+def _declared() -> Any:
+    """``ntg.models.settings`` when it is importable and complete, else None (signatures are the fallback)."""
+    try:
+        from ntg.models import settings as declared
+
+        declared.family_settings("markov")
+    except (ImportError, AttributeError):
+        return None
+    return declared
 
 
 def _kind(value: Any) -> type:
@@ -38,13 +51,11 @@ def _kind(value: Any) -> type:
 @cache
 def settings_for(section: str, family: str) -> dict[str, SettingView]:
     """Every setting of ``section`` ("model" or "train") of ``family``, by name."""
-    try:
-        from ntg.models import settings as declared
-    except ImportError:
-        declared = None
+    declared = _declared()
     if declared is not None:
         table = declared.family_settings(family) if section == "model" else declared.train_settings()
-        return {name: SettingView(name, _kind(s.kind), s.low, s.high) for name, s in table.items()}
+        return {name: SettingView(name, _kind(s.kind), s.low, s.high, getattr(s, "open_low", False),
+                                  getattr(s, "open_high", False)) for name, s in table.items()}
     if section == "train":
         from ntg.training.config import TrainConfig
 
@@ -66,10 +77,7 @@ def check_values(section: str, family: str, values: Mapping[str, Any], where: st
 
 
 def _check(section: str, family: str, values: Mapping[str, Any]) -> None:
-    try:
-        from ntg.models import settings as declared
-    except ImportError:
-        declared = None
+    declared = _declared()
     if declared is not None:
         declared.check_settings(section, family, values)
         return

@@ -318,15 +318,16 @@ def _parse_range(where: str, section: str, name: str, raw: dict, setting: Any, d
 
 
 def _check_bounds(where: str, setting: Any, low: float, high: float) -> None:
-    allowed = f"allowed: {_fmt(setting.low)} to {_fmt(setting.high)}"
-    if setting.low is not None and low < setting.low:
+    allowed = (f"allowed: {'(' if setting.open_low else '['}{_fmt(setting.low)}, "
+               f"{_fmt(setting.high)}{')' if setting.open_high else ']'}")
+    if setting.low is not None and (low < setting.low or (setting.open_low and low == setting.low)):
         raise NtgError(f"{where}: low {low} is below the setting's minimum ({allowed})")
-    if setting.high is not None and high > setting.high:
+    if setting.high is not None and (high > setting.high or (setting.open_high and high == setting.high)):
         raise NtgError(f"{where}: high {high} is above the setting's maximum ({allowed})")
 
 
 def _fmt(bound: Any) -> str:
-    return "unbounded" if bound is None else str(bound)
+    return "unbounded" if bound is None else f"{bound:g}"
 
 
 def _order(path: Path, family: str, params: list[Param]) -> list[Param]:
