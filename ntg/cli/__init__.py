@@ -8,6 +8,7 @@ turns exceptions into messages, so every command goes through the same door.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import os
 import sys
@@ -51,13 +52,42 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return status
     except NtgError as err:
-        print(f"ntg: error: {err}", file=sys.stderr)
-        return 2
+        return _fail(str(err))
+    except BrokenPipeError:  # output piped into `head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as err:
+        if err.filename is None and err.errno not in _DISK_ERRNOS:
+            raise  # not about a user's path: a bug, keep the traceback
+        return _fail(os_error_message(err))
     except KeyboardInterrupt:
         print("ntg: interrupted; finished work is kept (re-run to resume)", file=sys.stderr)
         return 130
+
+
+_DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def os_error_message(err: OSError) -> str:
+    """One line for an operating-system error on a user's path: which path, what happened, what to do."""
+    path = err.filename or "output"
+    advice = {
+        PermissionError: "check its permissions or choose a folder you can write to",
+        IsADirectoryError: "it is a folder; give a file name",
+        NotADirectoryError: "a part of the path is a file, not a folder; choose another path",
+        FileNotFoundError: "check the path",
+        FileExistsError: "choose another path",
+    }.get(type(err), "free some space or choose another path" if err.errno in _DISK_ERRNOS else "check the path")
+    return f"{path}: {err.strerror or err}; {advice}"
+
+
+def _fail(message: str) -> int:
+    print(f"ntg: error: {message}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

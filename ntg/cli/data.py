@@ -59,7 +59,8 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    "(default for CESNET tables, which carry no capture)")
     p.add_argument("--keep-unknown", action="store_true", help="keep flows nDPI could not label")
     p.add_argument("--jobs", type=int, help="parallel parser processes (default: up to 4 cores)")
-    p.add_argument("--force", action="store_true", help="rebuild even if the result is up to date")
+    p.add_argument("--force", action="store_true", help="rebuild even if the result is up to date, and replace "
+                   "--out even if it is not a dataset ntg prepared")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_data_prepare)
 
@@ -71,8 +72,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
         fractions = tuple(float(x) for x in args.split.split(","))
     except ValueError:
         raise NtgError(f"--split {args.split!r}: expected three comma-separated numbers like 0.7,0.1,0.2") from None
-    if len(fractions) != 3 or abs(sum(fractions) - 1) > 1e-6:
-        raise NtgError(f"--split {args.split!r}: expected three shares summing to 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise NtgError(f"--jobs {args.jobs}: give at least 1 parser process (or leave it out: up to 4 cores)")
     options = PrepareOptions(
         labels=args.labels,
         idle_timeout=args.idle_timeout,
@@ -94,7 +95,7 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 def cmd_data_info(args: argparse.Namespace) -> int:
     from ntg.data.dataset import PreparedDataset
-    from ntg.data.prepare import info_table
+    from ntg.data.prepare import info_table, notices
 
     dataset = PreparedDataset.load(args.dir)
     meta = dataset.meta
@@ -110,10 +111,10 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     print("splits    " + "  ".join(f"{k} {v}" for k, v in meta["splits"].items()))
     print()
     print(info_table(dataset).to_string(index=False))
-    if meta.get("dropped_classes"):
-        print("\ndropped:")
-        for d in meta["dropped_classes"]:
-            print(f"  {d['name']}: {d['flows']} flows ({d['reason']})")
+    lines = notices(meta)
+    if lines:
+        print()
+        print("\n".join(lines))
     skipped = meta.get("parsing", {}).get("skipped_packets", {})
     if skipped:
         print("\nskipped packets: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))

@@ -38,6 +38,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--augmentation-seeds", type=int, default=3, help="seeds of the low-data subsets (default 3)")
     p.add_argument("--no-augmentation-refit", dest="augmentation_refit", action="store_false",
                    help="skip fitting a generator on each low-data fraction (costly for neural families on CPU)")
+    p.add_argument("--force", action="store_true", help="replace --out even if it is not a report folder ntg wrote")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -60,6 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         classifiers=tuple(args.classifiers),
         augmentation_seeds=args.augmentation_seeds,
         augmentation_refit=args.augmentation_refit,
+        force=args.force,
     )
     print((Path(args.out) / "report.md").read_text() if (Path(args.out) / "report.md").exists() else report)
     return 0

@@ -20,34 +20,55 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
+        add_help=False,
         help="fit a generator on a prepared dataset",
         description="Fit one generator family on the training split of a prepared dataset (validation split "
         "for early stopping) and write RUN_DIR: config.json + model.safetensors (Hugging Face layout), "
         "run.json, train_log.json and a loss curve. Re-running resumes from the last epoch checkpoint.",
     )
+    p.add_argument("-h", "--help", action=FamilyHelp, help="show this help; with --family F before it, also "
+                   "F's model and train settings (defaults, ranges)")
     p.add_argument("--family", required=True, help=FAMILIES_HELP)
     p.add_argument("--data", required=True, type=Path, help="prepared dataset folder (ntg data prepare)")
     p.add_argument("--out", required=True, type=Path, help="run folder to write")
     p.add_argument("--config", type=Path, help='JSON file {"model": {...}, "train": {...}}')
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one setting, e.g. model.d_model=128 or train.epochs=3 (repeatable)")
+    p.add_argument("--force", action="store_true", help="replace --out even if it is not a run folder ntg wrote")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
+
+
+class FamilyHelp(argparse.Action):
+    """``--help``: the usual help, then the settings table of the family named before it (``--family F``)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help=kwargs.get("help"))  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        parser.print_help()
+        family = getattr(namespace, "family", None)
+        if family is None:
+            print("\nadd --family F before --help to list the family's settings, e.g. "
+                  "`ntg train --family transformer --help`")
+            parser.exit()
+        from ntg.models.settings import settings_help
+
+        try:
+            table = settings_help(family)
+        except NtgError as err:
+            parser.exit(2, f"ntg: error: {err}\n")
+        print(f"\nsettings of {family} (set with --set model.KEY=VALUE / train.KEY=VALUE):\n{table}")
+        parser.exit()
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from ntg.training.runs import train_run
 
-    config = None
-    if args.config:
-        if not args.config.exists():
-            raise NtgError(f"{args.config}: no such config file")
-        try:
-            config = json.loads(args.config.read_text())
-        except json.JSONDecodeError as err:
-            raise NtgError(f"{args.config}: not valid JSON ({err})") from None
-    run_dir = train_run(args.family, args.data, args.out, config=config, overrides=args.overrides,
-                        progress=not args.quiet)
+    run_dir = train_run(args.family, args.data, args.out, config=args.config, overrides=args.overrides,
+                        progress=not args.quiet, force=args.force)
     log = json.loads((Path(run_dir) / "train_log.json").read_text())
     params = log.get("num_parameters")
     print(f"{run_dir}: {args.family} trained ({params:,} parameters)" if params is not None else str(run_dir))
@@ -67,16 +88,20 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--label", help="one class name (default: the training class mix)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, type=Path, help="FILE.parquet or FILE.csv")
+    p.add_argument("--force", action="store_true", help="replace --out even if it is not a flow file ntg wrote")
     p.set_defaults(func=cmd_sample)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from ntg.data.schema import is_flow_file
     from ntg.training.runs import sample_run
+    from ntg.utils.io import claim_output_file
 
     if args.n < 1:
         raise NtgError(f"--n must be positive, not {args.n}")
     if args.out.suffix not in (".parquet", ".csv"):
         raise NtgError(f"--out {args.out}: use a .parquet or .csv file name")
+    claim_output_file(args.out, [is_flow_file], force=args.force)
     out = sample_run(args.run, n=args.n, label=args.label, seed=args.seed, out=args.out)
     print(f"{out}: {args.n} flows")
     return 0

@@ -29,7 +29,7 @@ from ntg.data.pcap import CAPTURE_SUFFIXES, sniff_capture
 from ntg.data.schema import MAX_PACKETS, SCHEMA_VERSION, FlowTable
 from ntg.data.splits import DEFAULT_FRACTIONS, class_counts, split_captures, unsplittable_classes
 from ntg.errors import NtgError
-from ntg.utils.io import atomic_dir, read_json, write_json
+from ntg.utils.io import atomic_dir, claim_output_dir, read_json, write_json
 
 UNKNOWN = "Unknown"
 OTHER = "other"
@@ -66,6 +66,15 @@ class PrepareOptions:
             raise NtgError(f"--idle-timeout must be positive, not {self.idle_timeout}")
         if self.max_flows_per_class is not None and self.max_flows_per_class < 1:
             raise NtgError(f"--max-flows-per-class must be positive, not {self.max_flows_per_class}")
+        if self.min_flows_per_class < 0:
+            raise NtgError(f"--min-flows-per-class must be 0 or more, not {self.min_flows_per_class}")
+        shares = tuple(self.split_fractions)
+        if len(shares) != 3 or any(not 0 <= s <= 1 for s in shares) or abs(sum(shares) - 1) > 1e-6:
+            raise NtgError(f"--split {','.join(map(str, shares))}: expected three shares in 0..1 summing to 1, "
+                           "like 0.7,0.1,0.2")
+        if shares[0] == 0 or shares[2] == 0:
+            raise NtgError(f"--split {','.join(map(str, shares))}: the train and test shares must be above 0 "
+                           "(every class needs both); only the validation share may be 0")
 
 
 @dataclass
@@ -216,6 +225,7 @@ def prepare_dataset(
     options.check()
     log = log or (lambda msg: print(msg, file=sys.stderr))
     out = Path(out)
+    claim_output_dir(out, "dataset", force=force, mark=False)  # before minutes of parsing
     resolved = resolve_source(source, root, offline, progress)
     label_mode = options.labels or resolved.label_mode
     if resolved.fmt != "pcap" and label_mode not in ("given",):
@@ -251,6 +261,9 @@ def prepare_dataset(
     else:
         flows, capture_infos = _read_dataset_files(resolved, inputs, options)
     summary = _summarise_parsing(capture_infos)
+    if len(flows) == 0:
+        raise NtgError(f"{source}: no biflows in {len(inputs)} input file(s) ({summary['packets']} packets read, "
+                       f"{len(summary['truncated_captures'])} truncated); give captures that hold traffic")
     split_by = options.split_by if options.split_by != "auto" else (
         "flow" if resolved.fmt in ("cesnet-ppi", "cesnet-lists") else "capture")
     if split_by == "flow":  # each flow is its own group (sources without capture structure)
@@ -286,12 +299,27 @@ def prepare_dataset(
         "parsing": summary,
         "seconds": round(time.time() - started, 2),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, kind="dataset", force=True) as tmp:  # claimed above
         flows.write(tmp / FLOWS_FILE)
         write_json(tmp / META_FILE, meta)
     log(f"{out}: {len(flows)} biflows, {len(classes)} classes, {meta['captures']} captures "
         f"({meta['seconds']:.1f} s)")
+    for line in notices(meta):
+        log(line)
     return PreparedDataset.load(out)
+
+
+def notices(meta: dict[str, Any]) -> list[str]:
+    """What a user must know about a prepared dataset: dropped classes and why, truncated captures, one class."""
+    lines = [f"dropped class {d['name']} ({d['flows']} flows): {d['reason']}" for d in meta.get("dropped_classes", [])]
+    truncated = meta.get("parsing", {}).get("truncated_captures") or []
+    if truncated:
+        shown = ", ".join(map(str, truncated[:5])) + (f" and {len(truncated) - 5} more" if len(truncated) > 5 else "")
+        lines.append(f"warning: {len(truncated)} truncated capture(s), read up to the cut: {shown}")
+    if len(meta.get("classes", [])) == 1:
+        lines.append(f"warning: one class only ({meta['classes'][0]['name']}): nothing to classify, so TSTR and "
+                     "augmentation scores are meaningless; lower --min-flows-per-class or add captures")
+    return lines
 
 
 _META_ORDER = ("label", "capture", "split", "src_ip", "dst_ip", "src_port", "dst_port", "proto", "first_ts",

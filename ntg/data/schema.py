@@ -259,16 +259,50 @@ class FlowTable:
 
     @classmethod
     def read(cls, path: str | Path, max_packets: int = MAX_PACKETS) -> FlowTable:
-        """Read a file written by :meth:`write` (parquet or CSV)."""
+        """Read a file written by :meth:`write` (parquet or CSV); anything else is an :class:`NtgError`."""
+        from ntg.errors import NtgError
+
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no such flow file")
+        if not path.is_file():
+            raise NtgError(f"{path}: no such flow file" + (" (it is a folder)" if path.is_dir() else "")
+                           + "; give a .parquet or .csv file written by `ntg sample` or `ntg data prepare`")
+        columns = flow_file_columns(path)
+        if columns is None:
+            raise NtgError(f"{path}: not a readable parquet or CSV file; give a flow file written by `ntg sample`")
+        optional = ("n_packets",) if path.suffix == ".csv" else ()
+        missing = [c for c in FLOW_FILE_COLUMNS if c not in columns and c not in optional]
+        if missing:
+            raise NtgError(f"{path}: not a flow file, it lacks the columns {missing} (flow files have "
+                           f"{list(FLOW_FILE_COLUMNS)}); write one with `ntg sample`")
+        try:
+            if path.suffix == ".csv":
+                frame = pd.read_csv(path)
+                for name in PACKET_FIELDS:
+                    cast = float if name == "iat" else int
+                    frame[name] = [[cast(v) for v in str(s).split()] if isinstance(s, str) else []
+                                   for s in frame[name]]
+                return cls.from_frame(frame, max_packets)
+            return cls.from_arrow(pq.read_table(path), max_packets)
+        except (ValueError, TypeError, pa.ArrowException) as err:
+            raise NtgError(f"{path}: not a valid flow file ({err}); write one with `ntg sample`") from None
+
+
+#: Columns every flow file has (CSV files may leave out ``n_packets``: it is the payload list's length).
+FLOW_FILE_COLUMNS = ("label", "n_packets", *PACKET_FIELDS)
+
+
+def flow_file_columns(path: str | Path) -> list[str] | None:
+    """The column names of a parquet or CSV file (without reading its rows), or None if it is neither."""
+    path = Path(path)
+    try:
         if path.suffix == ".csv":
-            frame = pd.read_csv(path)
-            for name in PACKET_FIELDS:
-                if name not in frame.columns:
-                    raise ValueError(f"{path}: column {name!r} missing; expected {PACKET_FIELDS}")
-                cast = float if name == "iat" else int
-                frame[name] = [[cast(v) for v in str(s).split()] if isinstance(s, str) else [] for s in frame[name]]
-            return cls.from_frame(frame, max_packets)
-        return cls.from_arrow(pq.read_table(path), max_packets)
+            return pd.read_csv(path, nrows=0).columns.tolist()
+        return pq.read_schema(path).names
+    except (OSError, ValueError, pa.ArrowException, UnicodeDecodeError):
+        return None
+
+
+def is_flow_file(path: str | Path) -> bool:
+    """Whether ``path`` is a flow file as :meth:`FlowTable.write` makes them (so ntg may replace it)."""
+    columns = flow_file_columns(path)
+    return columns is not None and all(c in columns for c in FLOW_FILE_COLUMNS if c != "n_packets")

@@ -205,6 +205,7 @@ def evaluate(
     cost_batch: int = 256,
     classifier_options: dict[str, dict[str, Any]] | None = None,
     augmentation_refit: bool = True,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Evaluate on ``axes`` and return the report dict; with ``out_dir``, write ``report.json``,
     ``report.md`` and ``figures/`` there (the folder is replaced atomically as a whole).
@@ -213,6 +214,9 @@ def evaluate(
     50}}``); augmentation uses the ``"rf"`` options. ``augmentation_refit=False`` skips the "generator trained
     on the fraction alone" rows (one fit per fraction and seed: costly for neural families on a CPU).
     """
+    from ntg.utils.io import claim_output_dir
+
+    claim_output_dir(out_dir, "report", force=force)  # before any work: never over a folder ntg did not write
     options = {k: dict(v) for k, v in (classifier_options or {}).items()}
     from tqdm.auto import tqdm
 
@@ -326,10 +330,13 @@ def evaluate(
 
 
 def write_all(
-    report: dict[str, Any], out_dir: str | Path, real_test: FlowTable, synth: FlowTable, n: int
+    report: dict[str, Any], out_dir: str | Path, real_test: FlowTable, synth: FlowTable, n: int,
+    force: bool = False,
 ) -> Path:
     """Figures, ``report.json`` and ``report.md`` into ``out_dir``, replaced as a whole (atomically)."""
-    from ntg.utils.io import atomic_dir
+    from ntg.utils.io import atomic_dir, claim_output_dir
+
+    claim_output_dir(out_dir, "report", force=force, mark=False)
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:

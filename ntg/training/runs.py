@@ -22,7 +22,7 @@ from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.models.base import Generator, LabelRequest, create_generator, load_generator
 from ntg.training.config import TrainConfig, split_config
-from ntg.utils.io import atomic_path, read_json, write_json
+from ntg.utils.io import atomic_path, claim_output_dir, read_json, write_json
 
 RUN_FILE = "run.json"
 TRAIN_LOG_FILE = "train_log.json"
@@ -102,12 +102,15 @@ def train_run(
     config: Mapping[str, Any] | str | Path | None = None,
     overrides: Iterable[str] = (),
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Train ``family`` on a prepared dataset and write the run folder ``out_dir``; returns it.
 
     ``config`` is a run config dict (or the path of its JSON file); ``overrides`` are ``section.key=value``
     strings applied on top. Re-running with the same arguments resumes from ``out_dir/checkpoints``.
+    ``out_dir`` must be new, empty or an earlier run folder, unless ``force`` (:func:`claim_output_dir`).
     """
+    claim_output_dir(out_dir, "run", force=force, mark=False)
     import ntg
 
     if isinstance(config, str | Path):
