@@ -1,0 +1,161 @@
+"""Plots of a sweep's front: fidelity against compute (PNG and interactive HTML) and hypervolume growth.
+
+One colour per family; trials the front dominates are grey (edged in their family's colour), infeasible ones
+are grey crosses; the front of the two plotted objectives is a step line (the boundary of what it dominates).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ntg.search.objectives import OBJECTIVES, Objective
+from ntg.utils.io import atomic_path
+
+if TYPE_CHECKING:
+    from ntg.search.pareto import FrontResult
+
+GREY = "#b0b0b0"
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def plot_axes(result: FrontResult) -> tuple[Objective, Objective]:
+    """(x, y): the second chosen objective against the first; with one objective, compute on x."""
+    if len(result.objectives) >= 2:
+        return result.objectives[1], result.objectives[0]
+    y = result.objectives[0]
+    for name in ("flops_per_flow", "parameters"):
+        if name != y.name and name in result.trials and result.trials[name].notna().any():
+            return Objective(name, OBJECTIVES[name]), y
+    return Objective("finished_order", "min"), y
+
+
+def family_colours(result: FrontResult) -> dict[str, str]:
+    return {f: PALETTE[i % len(PALETTE)] for i, f in enumerate(sorted(result.trials["family"].unique()))}
+
+
+def step_front(result: FrontResult, x: Objective, y: Objective) -> pd.DataFrame:
+    """The 2-D front of (x, y) over the competing trials, ordered best x first (for a post-step line)."""
+    from ntg.search.pareto import pareto_mask
+
+    rows = result.trials[result.trials["competing"]].dropna(subset=[x.name, y.name])
+    if rows.empty:
+        return rows
+    mask = pareto_mask(rows[[x.name, y.name]].to_numpy(dtype=float), [x.direction, y.direction])
+    return rows[mask].sort_values(x.name, ascending=x.direction == "min")
+
+
+def _log_axis(trials: pd.DataFrame, objective: Objective) -> bool:
+    from ntg.search.pareto import LOG_SCALED
+
+    values = trials[objective.name].dropna() if objective.name in trials else pd.Series(dtype=float)
+    return objective.name in LOG_SCALED and len(values) > 0 and bool((values > 0).all())
+
+
+def plot_front_png(result: FrontResult, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y = plot_axes(result)
+    trials, colours = result.trials, family_colours(result)
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    infeasible = trials[~trials["feasible"]].dropna(subset=[x.name, y.name])
+    if not infeasible.empty:
+        ax.scatter(infeasible[x.name], infeasible[y.name], marker="x", color=GREY, label="infeasible (budget/privacy)")
+    dominated = trials[trials["feasible"] & ~trials["on_front"]].dropna(subset=[x.name, y.name])
+    if not dominated.empty:
+        ax.scatter(dominated[x.name], dominated[y.name], color=GREY, alpha=0.6, label="dominated",
+                   edgecolors=[colours[f] for f in dominated["family"]], linewidths=0.8)
+    for family, colour in colours.items():
+        on = trials[trials["on_front"] & (trials["family"] == family)].dropna(subset=[x.name, y.name])
+        if not on.empty:
+            ax.scatter(on[x.name], on[y.name], color=colour, s=45, zorder=3, label=f"{family} (front)")
+    line = step_front(result, x, y)
+    if len(line):
+        ax.step(line[x.name], line[y.name], where="post", color="black", linewidth=1.2, zorder=2,
+                label=f"Pareto front of {y.name} vs {x.name}")
+    if _log_axis(trials, x):
+        ax.set_xscale("log")
+    if _log_axis(trials, y):
+        ax.set_yscale("log")
+    ax.set_xlabel(x.label if x.name != "finished_order" else "trial (finishing order)")
+    ax.set_ylabel(y.label)
+    ax.set_title(f"Sweep front: {len(result.front)} of {int(trials['competing'].sum())} feasible trials; "
+                 f"hypervolume {result.hypervolume:.3f}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_hypervolume_png(result: FrontResult, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    hist = result.history
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
+    ax.step(hist["finished_order"], hist["hypervolume"], where="post", color="black", label="all families")
+    for family, colour in family_colours(result).items():
+        rows = hist[hist["family"] == family]
+        ax.scatter(rows["finished_order"], rows["hypervolume"], color=colour, s=18, zorder=3,
+                   label=f"{family} trial finished")
+    bound = result.reference[0] ** len(result.reference) if result.reference else 1.0
+    ax.axhline(bound, color=GREY, linestyle="--", label=f"upper bound {bound:.3g} (1.1^{len(result.reference)})")
+    ax.set_xlabel("trials finished (count, in finishing order)")
+    ax.set_ylabel("hypervolume (normalised objectives, unitless)")
+    ax.set_title("Hypervolume growth: " + ", ".join(o.name for o in result.objectives))
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path
+
+
+def plot_front_html(result: FrontResult, path: Path) -> Path:
+    """The same plot in plotly: hover shows each trial's id, settings, objectives and generator folder."""
+    import plotly.graph_objects as go
+
+    x, y = plot_axes(result)
+    trials, colours = result.trials, family_colours(result)
+    hover_cols = ["trial_id", "family", *[c for c in trials.columns if c.startswith(("model.", "train."))],
+                  *result.names, "generator_dir"]
+
+    def text(rows: pd.DataFrame) -> list[str]:
+        return ["<br>".join(f"{c}={row[c]}" for c in hover_cols if c in row and pd.notna(row[c]))
+                for _, row in rows.iterrows()]
+
+    fig = go.Figure()
+    groups = [("infeasible (budget/privacy)", ~trials["feasible"], dict(color=GREY, symbol="x")),
+              ("dominated", trials["feasible"] & ~trials["on_front"], dict(color=GREY, opacity=0.6))]
+    groups += [(f"{f} (front)", trials["on_front"] & (trials["family"] == f), dict(color=c, size=10))
+               for f, c in colours.items()]
+    for name, mask, marker in groups:
+        rows = trials[np.asarray(mask)].dropna(subset=[x.name, y.name])
+        if not rows.empty:
+            fig.add_trace(go.Scatter(x=rows[x.name], y=rows[y.name], mode="markers", name=name, marker=marker,
+                                     text=text(rows), hoverinfo="text"))
+    line = step_front(result, x, y)
+    if len(line):
+        fig.add_trace(go.Scatter(x=line[x.name], y=line[y.name], mode="lines", line_shape="hv",
+                                 name=f"Pareto front of {y.name} vs {x.name}", line=dict(color="black")))
+    fig.update_layout(title=f"Sweep front (hypervolume {result.hypervolume:.3f})", xaxis_title=x.label,
+                      yaxis_title=y.label, legend_title="trials", template="plotly_white")
+    if _log_axis(trials, x):
+        fig.update_xaxes(type="log")
+    if _log_axis(trials, y):
+        fig.update_yaxes(type="log")
+    with atomic_path(path) as tmp:
+        fig.write_html(tmp, include_plotlyjs=True, full_html=True)
+    return path
