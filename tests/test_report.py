@@ -169,3 +169,91 @@ def test_bad_input_is_reported(iot_small, tmp_path: Path) -> None:
         evaluate(iot_small.root, synthetic=tmp_path / "x.parquet", axes=("speed",))
     with pytest.raises(NtgError, match="not a prepared dataset"):
         evaluate(tmp_path, synthetic=tmp_path / "x.parquet")
+
+
+# ---------------------------------------------------------------------------------------------- figures
+@pytest.fixture(scope="module")
+def markov_report(iot_small, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Fidelity, TSTR and privacy (no augmentation, no cost) for a Markov chain on iot_small."""
+    run = _train_run("markov", iot_small, tmp_path_factory.mktemp("markov_eval") / "mk")
+    return evaluate(iot_small.root, generator=run, axes=("fidelity", "tstr", "privacy"), split_seeds=1, **FAST)
+
+
+@pytest.fixture()
+def drawn(monkeypatch) -> list:
+    """Every matplotlib figure the report functions save, kept open for inspection."""
+    from ntg.evaluation import figures
+
+    kept, save = [], figures._save
+    monkeypatch.setattr(figures, "_save", lambda fig, path: (kept.append((Path(path).stem, fig)), save(fig, path))[1])
+    return kept
+
+
+def test_figures_name_generator_and_dataset_and_label_everything(markov_report, iot_small, tmp_path, drawn) -> None:
+    from ntg.evaluation.figures import subject, write_figures
+    from ntg.models.base import load_generator
+
+    n = markov_report["settings"]["n_packets"]
+    test, train = iot_small.test.first(n), iot_small.train.first(n)
+    synth = load_generator(markov_report["source"]["path"]).sample(len(test), seed=1)
+    names = write_figures(markov_report, tmp_path, test, synth, n, train=train)
+    assert sorted(names) == ["confusion_trtr_rf", "confusion_tstr_rf", "dcr", "distributions"]  # no augmentation
+    who = subject(markov_report)
+    assert who.startswith("markov") and who.endswith(f" on {Path(iot_small.root).name}")
+    figs = dict(drawn)
+    for name, fig in figs.items():
+        title = fig._suptitle.get_text() if fig._suptitle else fig.axes[0].get_title()
+        assert who in title, (name, title)
+        for ax in fig.axes:  # plot axes label both axes, a colour bar its own
+            assert ax.get_ylabel() and (ax.get_xlabel() or ax.get_label() == "<colorbar>"), (name, ax)
+        assert (tmp_path / names[name]).read_bytes()[:4] == b"\x89PNG"
+    confusion = figs["confusion_tstr_rf"]
+    matrix = np.asarray(markov_report["tstr"]["per_seed"][0]["tstr"]["confusion"])
+    assert len(confusion.axes[0].texts) == int((matrix > 0).sum())  # a value in every non-empty cell
+    assert "share" in confusion.axes[1].get_ylabel()  # the colour bar says what its colours mean
+    dcr_lines = figs["dcr"].axes[0].get_lines()
+    assert len([line for line in dcr_lines if line.get_label().startswith(("synthetic", "real held-out"))]) == 2
+
+
+def test_markdown_leaves_out_axes_not_run_and_captions_every_figure(markov_report, tmp_path) -> None:
+    from ntg.evaluation.figures import write_figures
+
+    report = dict(markov_report, figures=write_figures(markov_report, tmp_path))  # report-only figures
+    md = report_mod.render_markdown(report)
+    assert "## Low-data augmentation" not in md and "## Cost" not in md
+    headline = md.split("## Headline")[1].split("\n## ")[0]
+    assert "augmentation" not in headline and "cost" not in headline and "—" not in headline
+    lines = md.splitlines()
+    images = [i for i, line in enumerate(lines) if line.startswith("![")]
+    assert len(images) == len(report["figures"]) == 2  # confusion matrices; no flows given: no DCR, no plot
+    for i in images:
+        assert lines[i + 2].startswith("*Figure (") and len(lines[i + 2]) > 40
+    assert md.index("![confusion_tstr_rf]") < md.index("## Fidelity")  # in the TSTR section
+
+
+def test_dcr_figure_stands_beside_the_copy_rate(markov_report, iot_small, tmp_path) -> None:
+    from ntg.evaluation.figures import write_figures
+
+    n = markov_report["settings"]["n_packets"]
+    test = iot_small.test.first(n)
+    report = dict(markov_report, figures=write_figures(markov_report, tmp_path, test, test,
+                                                       train=iot_small.train.first(n)))
+    privacy = report_mod.render_markdown(report).split("## Privacy")[1].split("\n## ")[0]
+    assert "copy rate" in privacy and "DCR median (synthetic)" in privacy
+    assert "![dcr](figures/dcr.png)" in privacy and "*Figure (dcr):" in privacy
+
+
+def test_loss_curve_has_integer_epochs_and_names_generator_and_dataset(tmp_path, monkeypatch) -> None:
+    import matplotlib.pyplot as plt
+
+    from ntg.training.runs import plot_loss_curve
+
+    kept = []
+    monkeypatch.setattr(plt, "close", kept.append)
+    history = [{"epoch": e, "train_loss": 3.0 / e, "val_loss": 3.2 / e} for e in range(1, 4)]
+    path = plot_loss_curve(history, tmp_path / "loss.png", title="transformer", dataset="iot")
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    ax = kept[0].axes[0]
+    ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+    assert "transformer on iot" in ax.get_title() and ax.get_ylabel().startswith("loss")

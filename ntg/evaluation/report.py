@@ -19,7 +19,8 @@
 * ``privacy``: ``copy_rate``, ``natural_copy_rate``, ``copy_excess``, ``flag_memorisation``, sizes,
   ``details`` (the whole :func:`ntg.evaluation.privacy.privacy_report`);
 * ``cost``: :func:`ntg.evaluation.cost.measure_cost`;
-* ``figures``: figure name → path relative to the report folder; ``warnings``: list of strings.
+* ``figures``: figure name → path relative to the report folder (drawn by
+  :func:`ntg.evaluation.figures.write_figures`, captioned in ``report.md``); ``warnings``: list of strings.
 """
 
 from __future__ import annotations
@@ -30,7 +31,15 @@ from typing import Any
 
 import numpy as np
 
-from ntg.data.schema import FlowTable
+from ntg.evaluation.figures import (  # noqa: F401  (re-exported: evaluate.write_all and compare call them here)
+    caption,
+    plot_augmentation,
+    plot_confusion,
+    plot_dcr,
+    plot_distributions,
+    plot_fidelity_vs_cost,
+    write_figures,
+)
 
 REPORT_SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS = (
@@ -153,8 +162,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """``report.md``: headline per axis, TSTR with the copy rate beside it, per-class F1, augmentation,
-    fidelity parts, privacy and cost tables, and the figures."""
+    """``report.md``: headline per axis, then one section per axis that ran (TSTR with the copy rate beside
+    it, augmentation, fidelity, privacy with the DCR figure, cost), each with its figures and their captions.
+    Axes that did not run have no row and no section."""
     source = report["source"]
     name = source.get("family") or source["kind"]
     lines = [f"# ntg evaluation: {name} on {Path(report['data']['path']).name}", ""]
@@ -164,45 +174,21 @@ def render_markdown(report: dict[str, Any]) -> str:
         lines += ["", "> " + BOOTSTRAP_NOTE]
     for warning in report.get("warnings") or []:
         lines += ["", f"> note: {warning}"]
-    h = report["headline"]
     lines += ["", "## Headline", ""]
-    lines += _table(
-        ["axis", "metric", "value", "copy rate"],
-        [
-            ["fidelity", "score (lower is better)", h["fidelity_score"], ""],
-            ["tstr", "TSTR macro-F1 (RF)", h["tstr_macro_f1"], _fmt(h["copy_rate"])],
-            ["tstr", "TRTR macro-F1 (RF)", h["trtr_macro_f1"], ""],
-            ["tstr", "TSTR / TRTR", h["tstr_trtr_ratio"], _fmt(h["copy_rate"])],
-            ["augmentation", "gain of real+synthetic" + (
-                f" at {h['augmentation_fraction']:.0%} real" if h["augmentation_fraction"] else ""),
-             h["augmentation_gain"], ""],
-            ["privacy", "copy rate", h["copy_rate"], ""],
-            ["cost", "parameters", h["parameters"], ""],
-            ["cost", "sampling flows/s", h["sampling_flows_per_s"], ""],
-        ],
-    )
+    lines += _table(["axis", "metric", "value", "copy rate"], _headline_rows(report))
+    figures = dict(report.get("figures") or {})
     if report.get("tstr"):
         lines += _tstr_section(report["tstr"], source.get("is_bootstrap", False))
+        lines += _figure_lines(report, figures, lambda f: f.startswith("confusion_"))
     if report.get("augmentation"):
         lines += _augmentation_section(report["augmentation"])
+        lines += _figure_lines(report, figures, lambda f: f == "augmentation")
     if report.get("fidelity"):
-        fid = report["fidelity"]
-        lines += ["", "## Fidelity", "",
-                  f"Real reference: {fid['reference']} split ({fid['n_real']} flows) vs "
-                  f"{fid['n_synthetic']} synthetic flows; every part in [0, 1], 0 ideal.", ""]
-        parts = [[k, v] for k, v in fid["score_parts"].items()]
-        lines += _table(["part", "value"], [*parts, ["**score**", fid["score"]]])
-        headers = fid["details"].get("headers")
-        if headers:
-            lines += ["", "Transport headers (beside the score, not in it): "
-                      + ", ".join(f"{k} {_fmt(v)}" for k, v in headers.items()) + "."]
+        lines += _fidelity_section(report["fidelity"])
+        lines += _figure_lines(report, figures, lambda f: f == "distributions")
     if report.get("privacy"):
-        p = report["privacy"]
-        lines += ["", "## Privacy", ""]
-        lines += _table(
-            ["copy rate", "natural copy rate", "copy excess", "memorisation flagged"],
-            [[p["copy_rate"], p["natural_copy_rate"], p["copy_excess"], p["flag_memorisation"]]],
-        )
+        lines += _privacy_section(report["privacy"])
+        lines += _figure_lines(report, figures, lambda f: f == "dcr")
     if report.get("cost"):
         c = report["cost"]
         lines += ["", "## Cost", ""]
@@ -212,10 +198,65 @@ def render_markdown(report: dict[str, Any]) -> str:
             [[c["parameters"], c["flops_per_flow"], c["train_wall_s"], c["sampling_flows_per_s"],
               f"{c['peak_memory_bytes'] / 2**20:.1f} MiB", c["device"], c.get("sample_precision") or "-"]],
         )
-    if report.get("figures"):
-        lines += ["", "## Figures", ""]
-        lines += [f"![{name}]({path})" for name, path in report["figures"].items()]
+    if figures:
+        lines += ["", "## Figures"]
+        lines += _figure_lines(report, figures, lambda f: True)
     return "\n".join(lines) + "\n"
+
+
+def _headline_rows(report: dict[str, Any]) -> list[list[Any]]:
+    """One row per headline figure of the axes that ran."""
+    h = report["headline"]
+    copy = _fmt(h["copy_rate"]) if h["copy_rate"] is not None else ""
+    at = f" at {h['augmentation_fraction']:.0%} real" if h["augmentation_fraction"] else ""
+    rows = {
+        "fidelity": [["fidelity", "score (lower is better)", h["fidelity_score"], ""]],
+        "tstr": [["tstr", "TSTR macro-F1 (RF)", h["tstr_macro_f1"], copy],
+                 ["tstr", "TRTR macro-F1 (RF)", h["trtr_macro_f1"], ""],
+                 ["tstr", "TSTR / TRTR", h["tstr_trtr_ratio"], copy]],
+        "augmentation": [["augmentation", "gain of real+synthetic" + at, h["augmentation_gain"], ""]],
+        "privacy": [["privacy", "copy rate", h["copy_rate"], ""]],
+        "cost": [["cost", "parameters", h["parameters"], ""],
+                 ["cost", "sampling flows/s", h["sampling_flows_per_s"], ""]],
+    }
+    return [row for axis in AXES if report.get(axis) for row in rows[axis]]
+
+
+def _figure_lines(report: dict[str, Any], figures: dict[str, str], wanted) -> list[str]:
+    """Markdown for the figures whose names ``wanted`` accepts, each with its caption; removes them from
+    ``figures`` so that each figure appears once."""
+    lines = []
+    for name in [f for f in figures if wanted(f)]:
+        path = figures.pop(name)
+        lines += ["", f"![{name}]({path})", "", f"*Figure ({name}): {caption(name, report)}*"]
+    return lines
+
+
+def _fidelity_section(fid: dict[str, Any]) -> list[str]:
+    lines = ["", "## Fidelity", "",
+             f"Real reference: {fid['reference']} split ({fid['n_real']} flows) vs "
+             f"{fid['n_synthetic']} synthetic flows; every part in [0, 1], 0 ideal.", ""]
+    parts = [[k, v] for k, v in fid["score_parts"].items()]
+    lines += _table(["part", "value"], [*parts, ["**score**", fid["score"]]])
+    headers = fid["details"].get("headers")
+    if headers:
+        lines += ["", "Transport headers (beside the score, not in it): "
+                  + ", ".join(f"{k} {_fmt(v)}" for k, v in headers.items()) + "."]
+    return lines
+
+
+def _privacy_section(p: dict[str, Any]) -> list[str]:
+    """Copy rates and the distance to closest record (DCR) side by side: a low copy rate with synthetic DCRs
+    far below the held-out ones is still memorisation (near-copies)."""
+    d = p.get("details") or {}
+    lines = ["", "## Privacy", ""]
+    lines += _table(
+        ["copy rate", "natural copy rate", "copy excess", "memorisation flagged",
+         "DCR median (synthetic)", "DCR median (real held-out)", "synthetic at or below held-out DCR p5"],
+        [[p["copy_rate"], p["natural_copy_rate"], p["copy_excess"], p["flag_memorisation"],
+          d.get("dcr_median"), d.get("dcr_test_median"), d.get("dcr_share_below_test_p5")]],
+    )
+    return lines
 
 
 def _tstr_section(tstr: dict[str, Any], is_bootstrap: bool) -> list[str]:
@@ -260,6 +301,8 @@ def _augmentation_section(aug: dict[str, Any]) -> list[str]:
     by_key = {(r["fraction"], r["method"]): r for r in aug["rows"]}
     rows = []
     for method in aug["methods"]:
+        if method in aug["skipped"]:  # said below, not shown as a row of dashes
+            continue
         f1s = [_fmt(by_key[(f, method)]["macro_f1"]) for f in aug["fractions"]]
         gains = [_fmt(by_key[(f, method)]["gain"]) for f in aug["fractions"]]
         rows.append([method, *f1s, *gains])
@@ -267,106 +310,6 @@ def _augmentation_section(aug: dict[str, Any]) -> list[str]:
     for method, why in aug["skipped"].items():
         lines.append(f"\n`{method}` skipped: {why}.")
     return lines
-
-
-# ---------------------------------------------------------------------------------------------- figures
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    from ntg.utils.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _figure().close(fig)
-    return path
-
-
-def plot_confusion(scores: dict[str, Any], path: str | Path, title: str) -> Path:
-    """Row-normalised confusion matrix of :func:`~ntg.evaluation.tstr.classification_scores`."""
-    plt = _figure()
-    labels = scores["confusion_labels"]
-    matrix = np.asarray(scores["confusion"], dtype=np.float64)
-    norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    size = max(4.0, 0.35 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size + 1, size))
-    image = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(labels)), labels, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title} (macro-F1 {scores['macro_f1']:.3f})")
-    fig.colorbar(image, ax=ax, fraction=0.046)
-    return _save(fig, Path(path))
-
-
-def plot_distributions(real: FlowTable, synth: FlowTable, n_packets: int, path: str | Path) -> Path:
-    """Per packet position: median and 10–90 % band of payload and log10 inter-arrival time, real vs synthetic
-    (only positions where a flow has a packet; IAT from the second packet)."""
-    plt = _figure()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for table, name, color in ((real, "real", "tab:blue"), (synth, "synthetic", "tab:orange")):
-        window = table.pad_to(n_packets) if table.max_packets < n_packets else table.first(n_packets)
-        mask = window.mask
-        for ax, values, label, start in (
-            (axes[0], window.payload.astype(np.float64), "payload bytes", 0),
-            (axes[1], np.log10(np.maximum(window.iat, 1e-6)), "log10 inter-arrival (s)", 1),
-        ):
-            positions, bands = [], []
-            for i in range(start, n_packets):
-                column = values[mask[:, i], i]
-                if len(column):
-                    positions.append(i + 1)
-                    bands.append(np.percentile(column, [10, 50, 90]))
-            if not bands:
-                continue
-            band = np.array(bands)
-            ax.plot(positions, band[:, 1], marker="o", color=color, label=name)
-            ax.fill_between(positions, band[:, 0], band[:, 2], color=color, alpha=0.2)
-            ax.set_xlabel("packet position")
-            ax.set_ylabel(label)
-    axes[0].legend()
-    fig.suptitle("Per-position distributions (median, 10–90 %): real test vs synthetic")
-    return _save(fig, Path(path))
-
-
-def plot_augmentation(aug: dict[str, Any], path: str | Path) -> Path:
-    """Macro-F1 vs training fraction for every augmentation method (error bars: std over seeds)."""
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in aug["methods"]:
-        rows = [r for r in aug["rows"] if r["method"] == method and r["macro_f1"]["mean"] is not None]
-        if not rows:
-            continue
-        xs = [r["fraction"] for r in rows]
-        ax.errorbar(xs, [r["macro_f1"]["mean"] for r in rows], yerr=[r["macro_f1"]["std"] for r in rows],
-                    marker="o", capsize=3, label=method, linestyle="--" if method == "real_100" else "-")
-    ax.set_xscale("log")
-    ax.set_xlabel("fraction of the real training split")
-    ax.set_ylabel(f"macro-F1 ({aug['classifier']}, real test)")
-    ax.set_title("Low-data augmentation")
-    ax.legend(fontsize=8)
-    return _save(fig, Path(path))
-
-
-def plot_fidelity_vs_cost(points: dict[str, tuple[float, float]], path: str | Path) -> Path:
-    """One point per generator: sampling cost (µs per flow) against fidelity score (lower is better)."""
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for name, (cost_us, score) in points.items():
-        ax.scatter([cost_us], [score])
-        ax.annotate(name, (cost_us, score), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("sampling cost (µs per flow, log)")
-    ax.set_ylabel("fidelity score (lower is better)")
-    ax.set_title("Fidelity vs cost")
-    return _save(fig, Path(path))
 
 
 # ---------------------------------------------------------------------------------------------- files
