@@ -150,20 +150,25 @@ def write_run_files(out_dir: Path, run: dict[str, Any], log: dict[str, Any]) -> 
         plot_loss_curve(log["history"], out_dir / LOSS_CURVE_FILE, title=run.get("family", ""))
 
 
-def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
-    """Train and validation loss per epoch as a PNG (matplotlib, Agg backend)."""
+def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "", dataset: str = "") -> Path:
+    """Train and validation loss per epoch as a PNG (matplotlib, Agg backend); ``title`` names the generator
+    and ``dataset`` the data, so the figure still says what it shows outside its run folder."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=100)
     ax.plot(epochs, [h["train_loss"] for h in history], marker="o", label="train")
     if any(h.get("val_loss") is not None for h in history):
-        ax.plot(epochs, [h["val_loss"] for h in history], marker="o", label="validation")
-    ax.set(xlabel="epoch", ylabel="loss", title=f"{title} loss".strip())
-    ax.legend()
+        ax.plot(epochs, [h.get("val_loss") for h in history], marker="o", label="validation")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    heading = " on ".join(part for part in (title, dataset) if part)
+    ax.set(xlabel="epoch", ylabel="loss (the family's training objective)",
+           title=f"{heading}: loss per epoch" if heading else "loss per epoch")
+    ax.legend(title="split")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
