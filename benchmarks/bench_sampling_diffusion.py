@@ -25,7 +25,7 @@ import torch
 
 from ntg.data.schema import FlowTable
 from ntg.models import create_generator
-from ntg.training.config import TrainConfig
+from ntg.models.fitting import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sampling_diffusion.json"
 BASELINES = ("bootstrap", "marginals", "markov", "gmm")

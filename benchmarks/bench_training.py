@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO / "tests"))  # tiny_generator: the CESNET reader and
 from tiny_generator import cesnet_flows  # noqa: E402
 
 from ntg.models.base import create_generator  # noqa: E402
-from ntg.training.loop import Reporter, TrainConfig, train_generator  # noqa: E402
+from ntg.models.fitting import Reporter, TrainConfig, train_generator  # noqa: E402
 
 
 class _Interrupt(Reporter):

@@ -30,7 +30,7 @@ def check_family(family: str, flows, device: torch.device) -> dict:
     out: dict = {}
     gen = create_generator(family, sample_precision="float32")  # the bf16 copy is checked beside it below
     t0 = time.perf_counter()
-    gen.fit(flows, None, {"epochs": 6, "batch_size": 256, "lr": 3e-3, "device": "cuda", "bf16": True})
+    gen.fit(flows, None, train_config={"epochs": 6, "batch_size": 256, "lr": 3e-3, "device": "cuda", "bf16": True})
     out["fit_s"] = time.perf_counter() - t0
     hist = gen.training_result_.history
     out["train_loss_first_last"] = [hist[0].train_loss, hist[-1].train_loss]

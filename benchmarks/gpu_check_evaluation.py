@@ -58,7 +58,7 @@ def main() -> None:
 
     gen = create_generator("transformer")
     t0 = time.perf_counter()
-    gen.fit(train, None, {"epochs": 2, "batch_size": 256, "device": "cuda", "bf16": True})
+    gen.fit(train, None, train_config={"epochs": 2, "batch_size": 256, "device": "cuda", "bf16": True})
     out["transformer_fit_s"] = time.perf_counter() - t0
     cost = measure_cost(gen, None, n_flows=4096, batch=1024, seed=0)
     out["cost_transformer_cuda"] = cost

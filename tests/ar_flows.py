@@ -40,7 +40,7 @@ def two_class_flows(n: int, seed: int = 0) -> FlowTable:
 
 def train_small(gen: AutoregressiveGenerator, flows: FlowTable, epochs: int = 4) -> AutoregressiveGenerator:
     torch.manual_seed(0)
-    return gen.fit(flows, None, {"epochs": epochs, "batch_size": 64, "lr": 3e-3, "device": "cpu",
+    return gen.fit(flows, None, train_config={"epochs": epochs, "batch_size": 64, "lr": 3e-3, "device": "cpu",
                                  "val_fraction": 0.1, "patience": epochs})
 
 
@@ -93,7 +93,7 @@ def check_fits_real_data(gen: AutoregressiveGenerator, dataset) -> None:
     """A few epochs on a real prepared dataset: the loss falls and samples are valid, of the known classes."""
     train, val = dataset.train.first(gen.n_packets), dataset.val.first(gen.n_packets)
     gen.fit(train, val if len(val) else None,
-            {"epochs": 3, "batch_size": 64, "lr": 3e-3, "device": "cpu", "patience": 3})
+            train_config={"epochs": 3, "batch_size": 64, "lr": 3e-3, "device": "cpu", "patience": 3})
     history = gen.training_result_.history
     assert history[-1].train_loss < 0.85 * history[0].train_loss
     flows = gen.sample(200, seed=0)

@@ -11,8 +11,8 @@ from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.models import create_generator, load_generator
 from ntg.models.diffusion import DiffusionGenerator
+from ntg.models.fitting import TrainConfig
 from ntg.models.flow_matrix import FlowMatrixCodec
-from ntg.training.config import TrainConfig
 
 SMALL = {"d_model": 64, "n_layers": 2, "n_heads": 4, "sampling_steps": 12, "guidance_scale": 2.0}
 
@@ -162,7 +162,7 @@ def test_decoding_recovers_length_and_clips_values(constructed: FlowTable) -> No
 
 def test_decoding_snaps_near_values_to_frequent_payload_sizes() -> None:
     """Bare ACKs (0) and full segments (1448) come back exactly from slightly noisy matrices."""
-    from ntg.models.flow_matrix import make_flows
+    from ntg.models.empirical import make_flows
 
     rng = np.random.default_rng(0)
     n = 600

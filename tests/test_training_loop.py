@@ -10,15 +10,10 @@ import torch
 from tiny_generator import TinyMLP, cesnet_flows
 
 from ntg.errors import NtgError
-from ntg.training.config import TrainConfig, apply_overrides, split_config
-from ntg.training.loop import (
-    CHECKPOINT_FILE,
-    Reporter,
-    TrainResult,
-    WarmupCosine,
-    parameter_groups,
-    train_generator,
-)
+from ntg.models.base import load_generator
+from ntg.models.fitting import CHECKPOINT_FILE, Reporter, TrainConfig, TrainResult, train_generator
+from ntg.models.optim import WarmupCosine, parameter_groups
+from ntg.training.config import apply_overrides, split_config
 
 torch.set_num_threads(1)
 
@@ -56,7 +51,7 @@ def test_training_lowers_the_loss_and_reports_json(split):
     train, val = split
     gen = TinyMLP(hidden=16)
     config = TrainConfig(epochs=4, batch_size=64, lr=3e-3, patience=10)
-    gen.fit(train, val, config)
+    gen.fit(train, val, train_config=config)
     result = gen.training_result_
     assert isinstance(result, TrainResult)
     losses = [h.train_loss for h in result.history]
@@ -117,7 +112,7 @@ def test_weight_average_is_validated_and_kept_without_changing_the_updates(split
     kept, raw_last = weights(averaged), recorder.states[-1]
     assert not all(torch.equal(kept[k], raw_last[k]) for k in kept)
     # the kept average scores the validation loss reported for its epoch
-    from ntg.training.loop import _encode, _evaluate
+    from ntg.models.fitting import _encode, _evaluate
 
     val_loss = _evaluate(averaged.module, _encode(averaged, val, "validation"), TrainConfig(**base), Reporter(),
                          torch.device("cpu"), False)
@@ -163,10 +158,10 @@ def test_checkpoint_with_other_settings_is_refused(split, tmp_path):
 
 def test_progress_bar_and_epoch_lines_go_to_stderr(split, capsys):
     train, val = split
-    TinyMLP().fit(train.take(range(200)), val, TrainConfig(epochs=2, batch_size=50), progress=True)
+    TinyMLP().fit(train.take(range(200)), val, train_config=TrainConfig(epochs=2, batch_size=50), progress=True)
     err = capsys.readouterr().err
     assert "epoch 1: train_loss" in err and "epoch 2: train_loss" in err
-    TinyMLP().fit(train.take(range(200)), val, TrainConfig(epochs=1, batch_size=50))
+    TinyMLP().fit(train.take(range(200)), val, train_config=TrainConfig(epochs=1, batch_size=50))
     assert capsys.readouterr().err == ""
 
 
@@ -213,24 +208,22 @@ def test_train_config_from_dict_and_overrides():
         split_config(None, ["train.epoch=3"])
 
 
-def test_generator_from_checkpoint_restores_best_or_last_weights(split, tmp_path):
-    from ntg.training.loop import generator_from_checkpoint
-
+def test_load_generator_reads_a_checkpoint_with_its_best_or_last_weights(split, tmp_path):
     train, val = split
     gen = TinyMLP(hidden=8)
     recorder = Recorder(gen)
     train_generator(gen, train, val, TrainConfig(epochs=3, patience=1, min_delta=10.0), checkpoint_dir=tmp_path,
                     reporter=recorder)
-    best = generator_from_checkpoint(tmp_path)
-    last = generator_from_checkpoint(tmp_path / CHECKPOINT_FILE, best=False)
+    best = load_generator(tmp_path)
+    last = load_generator(tmp_path / CHECKPOINT_FILE, best=False)
     assert best.classes_ == gen.classes_ and best.get_config() == gen.get_config()
     assert all(torch.equal(v, recorder.states[0][k]) for k, v in best.module.state_dict().items())
     assert all(torch.equal(v, recorder.states[-1][k]) for k, v in last.module.state_dict().items())
     assert len(best.sample(4, seed=0)) == 4
     a, b = best.sample(50, seed=2), gen.sample(50, seed=2)  # the header model travels with the checkpoint
     assert best.headers_ is not None and torch.equal(torch.as_tensor(a.flags), torch.as_tensor(b.flags))
-    with pytest.raises(NtgError, match="no training checkpoint"):
-        generator_from_checkpoint(tmp_path / "elsewhere")
+    with pytest.raises(NtgError, match="no such generator folder"):
+        load_generator(tmp_path / "elsewhere")
 
 
 def test_tune_trial_settings_merge_dotted_keys():

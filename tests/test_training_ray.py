@@ -12,7 +12,6 @@ from tiny_generator import cesnet_flows, write_prepared_dataset
 
 from ntg.data.schema import FlowTable
 from ntg.models.base import load_generator
-from ntg.training.loop import generator_from_checkpoint
 from ntg.training.runs import TRAIN_LOG_FILE, sample_run
 
 pytestmark = [pytest.mark.ray, pytest.mark.timeout(600)]
@@ -89,7 +88,7 @@ def test_tune_search_with_reused_actors(ray_cluster, data_dir, tmp_path):  # noq
     best = results.get_best_result()
     assert best.metrics["val_loss"] == min(r.metrics["val_loss"] for r in results)
     with best.checkpoint.as_directory() as folder:
-        gen = generator_from_checkpoint(folder)
+        gen = load_generator(folder)
     assert gen.get_config()["hidden"] == best.config["model.hidden"]
     assert gen.num_parameters() == best.metrics["num_parameters"]
     assert len(gen.sample(9, label="Miner", seed=0)) == 9

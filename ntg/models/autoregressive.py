@@ -14,16 +14,17 @@ embeddings, heads and the loss, and :class:`AutoregressiveGenerator` with the nt
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ntg.data.schema import DEFAULT_N, MAX_PACKETS, FlowTable
+from ntg.data.schema import DEFAULT_N, FlowTable
 from ntg.errors import NtgError
-from ntg.models.neural import NeuralGenerator, check_sample_precision
+from ntg.models.neural import NeuralGenerator
+from ntg.models.settings import spec
 from ntg.models.tokenizer import PacketTokenizer
 
 SAMPLE_CHUNK = 4096  # flows generated per forward batch in _sample (bounds memory for large requests)
@@ -159,20 +160,17 @@ class AutoregressiveGenerator(NeuralGenerator):
     """
 
     d_model: int
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "n_size_bins": spec("quantile bins of packet sizes besides the frequent exact sizes", 1),
+        "n_iat_bins": spec("log-spaced bins of inter-arrival times", 1),
+        "temperature": spec("sampling temperature (1: the learnt distribution)", 0, open_low=True),
+        "top_p": spec("nucleus sampling: keep the most likely tokens up to this mass", 0, 1, open_low=True),
+    }
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
                  temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto") -> None:
-        check_sample_precision(sample_precision)
-        if not 1 <= int(n_packets) <= MAX_PACKETS:
-            raise NtgError(f"n_packets={n_packets} is out of range; choose 1..{MAX_PACKETS}")
-        if not 0 < float(top_p) <= 1:
-            raise NtgError(f"top_p={top_p} must be in (0, 1]")
-        super().__init__(n_packets=int(n_packets), seed=seed)
-        self.n_size_bins = n_size_bins
-        self.n_iat_bins = n_iat_bins
-        self.temperature = temperature
-        self.top_p = top_p
-        self.sample_precision = sample_precision
+        super().__init__(n_packets=n_packets, seed=seed)
+        self._init_settings(locals())
         self.tokenizer_: PacketTokenizer | None = None
         self.module = None
 
@@ -196,14 +194,10 @@ class AutoregressiveGenerator(NeuralGenerator):
 
     def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
         assert self.tokenizer_ is not None and self.classes_ is not None, "call prepare() first"
-        lookup = {c: i for i, c in enumerate(self.classes_)}
-        labels = flows.labels.astype(str)
-        unknown = sorted(set(labels.tolist()) - set(lookup))
-        if unknown:
-            raise NtgError(f"label {unknown[0]!r} was not in the training data; known: {self.classes_}")
+        cls = self.class_ids(flows.labels)
         packet, iat, length = self.tokenizer_.encode(flows, self.n_packets)
         return {
-            "cls": torch.as_tensor(np.array([lookup[x] for x in labels], dtype=np.int64)),
+            "cls": torch.as_tensor(cls),
             "packet": torch.as_tensor(packet),
             "iat": torch.as_tensor(iat),
             "length": torch.as_tensor(length),

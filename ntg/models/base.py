@@ -2,15 +2,18 @@
 
 * Hyperparameters are the constructor's keyword arguments and must be JSON-serialisable;
   :meth:`Generator.get_config` returns them.
+* Hyperparameters are declared once (:mod:`ntg.models.settings`): type and default in the constructor's
+  signature, range and help in the class's ``SETTINGS``; ``_init_settings`` validates and stores them.
 * :meth:`Generator.fit` learns from a :class:`~ntg.data.schema.FlowTable` (the training split) and may look
-  at a validation table for early stopping. What is learnt from data (class names, value ranges, weights)
-  is the generator's *state*.
+  at a validation table for early stopping; every family has the same signature (the neural loop's
+  arguments are ignored by baselines) and leaves a JSON-able ``fit_log_``. What is learnt from data (class
+  names, value ranges, weights) is the generator's *state*; it knows every class of ``train``.
 * :meth:`Generator.sample` returns a FlowTable in the dataset's schema, deterministic for a given seed; the
   families generate sizes, directions and timing, and :class:`~ntg.models.headers.HeaderModel` (fitted with
   the classes) fills in each flow's protocol and its packets' TCP flags and window.
 * :meth:`Generator.save_pretrained` writes ``config.json`` (family, hyperparameters, learnt metadata) and
   ``model.safetensors`` (every tensor / array of the state); :func:`load_generator` reads any family back,
-  from a local folder or a Hugging Face Hub repo id.
+  from a local folder, a training checkpoint or a Hugging Face Hub repo id.
 
 Subclasses register themselves with ``@register("family-name")``.
 """
@@ -18,17 +21,19 @@ Subclasses register themselves with ``@register("family-name")``.
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ntg.data.schema import DEFAULT_N, FlowTable
+from ntg.data.schema import DEFAULT_N, MAX_PACKETS, FlowTable
 from ntg.errors import NtgError
 from ntg.models.empirical import prefixed, unprefixed
 from ntg.models.headers import HeaderModel
+from ntg.models.settings import check_settings, class_settings, spec
 from ntg.utils.io import atomic_dir
 
 CONFIG_FILE = "config.json"
@@ -51,18 +56,39 @@ def register(family: str):
     return wrap
 
 
+def generator_class(family: Any, where: str | None = None) -> type[Generator]:
+    """The registered class of ``family`` (registering the built-in families first); ``where`` names the file
+    the name was read from, for the error."""
+    import ntg.models  # noqa: F401  (registers every family)
+
+    if family not in GENERATORS:
+        prefix = f"{where}: " if where else ""
+        raise NtgError(f"{prefix}unknown generator family {family!r}; choose one of {sorted(GENERATORS)}")
+    return GENERATORS[family]
+
+
 class Generator(ABC):
     """Base class: a class-conditioned generator of the first ``n_packets`` packets of biflows."""
 
     family: ClassVar[str] = "abstract"
     #: whether the family's own samples carry flags and window; if not, :class:`HeaderModel` fills them in
     generates_headers: ClassVar[bool] = False
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "n_packets": spec("packets per flow the generator models (the first ones)", 1, MAX_PACKETS),
+        "seed": spec("seeds initial weights and default sampling", 0),
+    }
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0) -> None:
-        self.n_packets = n_packets
-        self.seed = seed
+        self._init_settings(locals())
         self.classes_: list[str] | None = None
         self.headers_: HeaderModel | None = None
+        self.fit_log_: dict[str, Any] | None = None
+
+    def _init_settings(self, arguments: Mapping[str, Any]) -> None:
+        """Validate, coerce and store a constructor's arguments (call with ``locals()``)."""
+        values = {k: v for k, v in arguments.items() if k not in ("self", "__class__")}
+        for name, value in check_settings("model", self.family, values, class_settings(type(self))).items():
+            setattr(self, name, value)
 
     # ------------------------------------------------------------------ hyperparameters
     def get_config(self) -> dict[str, Any]:
@@ -79,9 +105,33 @@ class Generator(ABC):
         return {name: getattr(self, name) for name in names}
 
     # ------------------------------------------------------------------ learning and sampling
-    @abstractmethod
-    def fit(self, train: FlowTable, val: FlowTable | None = None) -> Generator:
-        """Learn from ``train`` (first ``n_packets`` packets of each flow); return self."""
+    def fit(
+        self,
+        train: FlowTable,
+        val: FlowTable | None = None,
+        *,
+        train_config: Any = None,
+        progress: bool = False,
+        checkpoint_dir: str | Path | None = None,
+        reporter: Any = None,
+    ) -> Generator:
+        """Learn from ``train`` (first ``n_packets`` packets of each flow); return self.
+
+        The keyword arguments drive the neural training loop (:func:`ntg.models.fitting.train_generator`);
+        table-based families ignore them, so every caller fits every family the same way. Afterwards
+        ``fit_log_`` holds at least ``wall_s``, ``history`` (per-epoch stats, empty here), ``best_epoch``
+        and ``num_train_flows``.
+        """
+        del train_config, progress, checkpoint_dir, reporter  # no training loop here
+        started = time.perf_counter()
+        self._fit(train, val)
+        self.fit_log_ = {"wall_s": time.perf_counter() - started, "history": [], "best_epoch": None,
+                         "stopped_early": False, "num_train_flows": len(train), "notes": []}
+        return self
+
+    def _fit(self, train: FlowTable, val: FlowTable | None) -> None:
+        """Learn the state from ``train`` (the families without a training loop implement this)."""
+        raise NotImplementedError(f"{type(self).__name__} implements neither fit nor _fit")
 
     @abstractmethod
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
@@ -98,9 +148,21 @@ class Generator(ABC):
         flows.meta["label"] = np.asarray(self.classes_, dtype=object)[class_ids]
         return flows
 
-    def _resolve_labels(self, n: int, label: LabelRequest, seed: int) -> np.ndarray:
+    def class_ids(self, labels: Sequence[str] | np.ndarray, what: str = "training data") -> np.ndarray:
+        """Index into ``classes_`` of every label (the one class-name → index lookup of ``ntg.models``); a
+        class the generator was not fitted on is an NtgError."""
+        self._check_fitted()
         assert self.classes_ is not None
         lookup = {c: i for i, c in enumerate(self.classes_)}
+        labels = [str(x) for x in labels]
+        unknown = sorted(set(labels) - lookup.keys())
+        if unknown:
+            raise NtgError(f"unknown class {unknown[0]!r}: it was not in the {what} of this {self.family} "
+                           f"generator, which knows {self.classes_}")
+        return np.fromiter((lookup[x] for x in labels), dtype=np.int64, count=len(labels))
+
+    def _resolve_labels(self, n: int, label: LabelRequest, seed: int) -> np.ndarray:
+        assert self.classes_ is not None
         if label is None:
             priors = np.asarray(self.class_priors_, dtype=np.float64)
             rng = np.random.default_rng(seed + 7919)
@@ -111,10 +173,7 @@ class Generator(ABC):
             labels = list(label)
             if len(labels) != n:
                 raise ValueError(f"got {len(labels)} labels for {n} flows")
-        unknown = sorted({x for x in labels if x not in lookup})
-        if unknown:
-            raise NtgError(f"unknown class {unknown[0]!r}; this generator knows {self.classes_}")
-        return np.array([lookup[x] for x in labels], dtype=np.int64)
+        return self.class_ids(labels)
 
     def _learn_classes(self, train: FlowTable) -> None:
         """Record class names (sorted) and their training shares, and fit the header model; call at the start
@@ -123,9 +182,7 @@ class Generator(ABC):
         self.classes_ = sorted(set(labels.tolist()))
         counts = np.array([(labels == c).sum() for c in self.classes_], dtype=np.float64)
         self.class_priors_ = (counts / counts.sum()).tolist()
-        lookup = {c: i for i, c in enumerate(self.classes_)}
-        class_ids = np.array([lookup[x] for x in labels], dtype=np.int64)
-        self.headers_ = HeaderModel.fit(train, class_ids, len(self.classes_), self.n_packets)
+        self.headers_ = HeaderModel.fit(train, self.class_ids(labels), len(self.classes_), self.n_packets)
 
     def _check_fitted(self) -> None:
         if self.classes_ is None:
@@ -197,15 +254,32 @@ class Generator(ABC):
         return model
 
 
+def looks_local(source: str | Path) -> bool:
+    """Whether ``source`` is meant as a local path rather than a Hub repo id (``owner/name``): it starts with
+    ``.``, ``/`` or ``~``, has more than one ``/``, or its parent folder exists."""
+    text = str(source)
+    if text.startswith((".", "/", "~")) or text.count("/") > 1:
+        return True
+    parent = Path(text).expanduser().parent
+    return parent != Path(".") and parent.is_dir()
+
+
 def resolve_model_dir(source: str | Path, **hub_kwargs: Any) -> Path:
     """A local folder as is; otherwise a Hugging Face Hub repo id, downloaded with huggingface_hub."""
-    path = Path(source)
+    path = Path(source).expanduser()
     if path.is_dir():
         if not (path / CONFIG_FILE).exists():
             raise NtgError(f"{path}: no {CONFIG_FILE}; is this a trained ntg generator folder?")
         return path
     if path.exists():
         raise NtgError(f"{path}: expected a generator folder (config.json + model.safetensors), got a file")
+    if looks_local(source):
+        raise NtgError(f"{source}: no such generator folder; check the path (a Hub repo id looks like owner/name)")
+    return _download(str(source), **hub_kwargs)
+
+
+def _download(repo_id: str, **hub_kwargs: Any) -> Path:
+    """A Hub repo's snapshot folder, or an NtgError saying why it could not be had."""
     from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
@@ -215,7 +289,7 @@ def resolve_model_dir(source: str | Path, **hub_kwargs: Any) -> Path:
     )
 
     try:
-        return Path(snapshot_download(repo_id=str(source), **hub_kwargs))
+        return Path(snapshot_download(repo_id=repo_id, **hub_kwargs))
     except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as err:
         endpoint = hub_kwargs.get("endpoint") or constants.ENDPOINT
         if isinstance(err, RevisionNotFoundError):
@@ -225,23 +299,26 @@ def resolve_model_dir(source: str | Path, **hub_kwargs: Any) -> Path:
         else:  # the client's first line is often just "404 Client Error."; keep its non-empty lines
             why = f"{err.__class__.__name__}: {' '.join(line for line in str(err).splitlines() if line.strip())}"
         raise NtgError(
-            f"{source}: neither a local generator folder nor a downloadable Hub repo ({why}); "
+            f"{repo_id}: neither a local generator folder nor a downloadable Hub repo ({why}); "
             "check the path or repo id, or set HF_ENDPOINT"
         ) from None
 
 
-def load_generator(source: str | Path, **hub_kwargs: Any) -> Generator:
-    """Instantiate any registered family from ``config.json`` and restore its state."""
+def load_generator(source: str | Path, *, best: bool = True, **hub_kwargs: Any) -> Generator:
+    """Any registered family from a generator folder (``config.json`` + ``model.safetensors``), a training
+    checkpoint (a folder holding ``checkpoint.pt``, or that file: its best weights, or with ``best=False``
+    those of the last finished epoch) or a Hub repo id."""
     from safetensors.numpy import load_file
 
-    import ntg.models  # noqa: F401  (registers every family)
+    from ntg.models.checkpoints import checkpoint_path, generator_from_checkpoint
 
+    path = Path(source).expanduser()
+    checkpoint = checkpoint_path(path) if not (path / CONFIG_FILE).exists() else None
+    if checkpoint is not None:
+        return generator_from_checkpoint(checkpoint, best=best)
     directory = resolve_model_dir(source, **hub_kwargs)
     config = json.loads((directory / CONFIG_FILE).read_text())
-    family = config.get("family")
-    if family not in GENERATORS:
-        raise NtgError(f"{directory / CONFIG_FILE}: unknown family {family!r}; known: {sorted(GENERATORS)}")
-    model = GENERATORS[family](**config["hparams"])
+    model = generator_class(config.get("family"), where=str(directory / CONFIG_FILE))(**config["hparams"])
     model.set_learnt_metadata(config["learnt"])
     arrays = load_file(str(directory / WEIGHTS_FILE))
     headers = unprefixed("headers", arrays)
@@ -251,16 +328,6 @@ def load_generator(source: str | Path, **hub_kwargs: Any) -> Generator:
 
 
 def create_generator(family: str, **hparams: Any) -> Generator:
-    """A fresh generator of ``family`` with the given hyperparameters (unknown ones are an error)."""
-    import inspect
-
-    import ntg.models  # noqa: F401
-
-    if family not in GENERATORS:
-        raise NtgError(f"unknown generator family {family!r}; choose one of {sorted(GENERATORS)}")
-    cls = GENERATORS[family]
-    try:
-        inspect.signature(cls).bind(**hparams)
-    except TypeError as err:
-        raise NtgError(f"{family}: {err}; see `ntg train --family {family} --help-config`") from None
-    return cls(**hparams)
+    """A fresh generator of ``family`` with the given hyperparameters (checked against its settings)."""
+    cls = generator_class(family)
+    return cls(**check_settings("model", family, hparams))

@@ -13,7 +13,7 @@ weights; the DDIM update stays float32.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -24,8 +24,10 @@ from ntg.data.schema import DEFAULT_N, FlowTable
 from ntg.errors import NtgError
 from ntg.models.base import register
 from ntg.models.denoiser import PacketDenoiser
-from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec, training_packets
-from ntg.models.neural import NeuralGenerator, check_sample_precision
+from ntg.models.empirical import training_packets
+from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec
+from ntg.models.neural import NeuralGenerator
+from ntg.models.settings import spec
 
 SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory)
 
@@ -120,6 +122,20 @@ class DiffusionModel(nn.Module):
 class DiffusionGenerator(NeuralGenerator):
     """Class-conditioned DDPM on the flow matrix with a DiT-style denoiser (about 1.5 M parameters)."""
 
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "d_model": spec("width of the denoiser (a multiple of n_heads)", 1),
+        "n_layers": spec("denoiser blocks", 1),
+        "n_heads": spec("attention heads", 1),
+        "mlp_ratio": spec("MLP hidden width as a multiple of d_model", 0, open_low=True),
+        "dropout": spec("dropout in the denoiser", 0, 1, open_high=True),
+        "timesteps": spec("diffusion steps of the training noise schedule", 2),
+        "label_dropout": spec("share of training rows without their class (classifier-free guidance)", 0, 1,
+                              open_high=True),
+        "sampling_steps": spec("DDIM steps when sampling (at most timesteps)", 1),
+        "guidance_scale": spec("classifier-free guidance strength (0: unconditional)", 0),
+        "eta": spec("DDIM noise (0: deterministic given the start noise)", 0),
+    }
+
     def __init__(
         self,
         n_packets: int = DEFAULT_N,
@@ -136,42 +152,14 @@ class DiffusionGenerator(NeuralGenerator):
         eta: float = 0.0,
         sample_precision: str = "auto",
     ) -> None:
-        check_sample_precision(sample_precision)
         super().__init__(n_packets, seed)
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.mlp_ratio = mlp_ratio
-        self.dropout = dropout
-        self.timesteps = timesteps
-        self.label_dropout = label_dropout
-        self.sampling_steps = sampling_steps
-        self.guidance_scale = guidance_scale
-        self.eta = eta
-        self.sample_precision = sample_precision
-        self._check_hparams()
+        self._init_settings(locals())
+        if self.d_model % self.n_heads:
+            raise NtgError(f"diffusion: model.d_model={d_model} must be a multiple of model.n_heads={n_heads}")
+        if self.sampling_steps > self.timesteps:
+            raise NtgError(f"diffusion: model.sampling_steps={sampling_steps} must be at most "
+                           f"model.timesteps={timesteps}")
         self.codec_: FlowMatrixCodec | None = None
-
-    def _check_hparams(self) -> None:
-        checks = [
-            (
-                self.d_model > 0 and self.d_model % max(self.n_heads, 1) == 0 and self.n_heads > 0,
-                f"d_model={self.d_model} must be a positive multiple of n_heads={self.n_heads}",
-            ),
-            (self.n_layers >= 1, f"n_layers={self.n_layers} must be >= 1"),
-            (self.timesteps >= 2, f"timesteps={self.timesteps} must be >= 2"),
-            (
-                1 <= self.sampling_steps <= self.timesteps,
-                f"sampling_steps={self.sampling_steps} must be in 1..timesteps ({self.timesteps})",
-            ),
-            (0.0 <= self.label_dropout < 1.0, f"label_dropout={self.label_dropout} must be in [0, 1)"),
-            (self.guidance_scale >= 0.0, f"guidance_scale={self.guidance_scale} must be >= 0"),
-            (self.eta >= 0.0, f"eta={self.eta} must be >= 0"),
-            (1 <= self.n_packets <= 32, f"n_packets={self.n_packets} must be in 1..32"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise NtgError(f"diffusion: {message}")
 
     # ------------------------------------------------------------------ NeuralGenerator
     def prepare(self, train: FlowTable) -> None:
@@ -198,16 +186,9 @@ class DiffusionGenerator(NeuralGenerator):
 
     def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
         assert self.codec_ is not None and self.classes_ is not None, "call prepare() first"
-        lookup = {c: i for i, c in enumerate(self.classes_)}
-        labels = flows.labels.astype(str)
-        unknown = sorted(set(labels.tolist()) - lookup.keys())
-        if unknown:
-            raise NtgError(
-                f"diffusion: label {unknown[0]!r} was not in the training data; known: {self.classes_}"
-            )
         return {
             "x0": torch.from_numpy(self.codec_.encode(flows)),
-            "class_id": torch.tensor([lookup[x] for x in labels], dtype=torch.long),
+            "class_id": torch.as_tensor(self.class_ids(flows.labels)),
         }
 
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:

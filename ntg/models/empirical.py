@@ -1,9 +1,12 @@
-"""Grouped empirical distributions as sparse sorted arrays: fit, look up, sample (used by the table baselines
-and the header model)."""
+"""What the table baselines, the header model and the flow-matrix families share: grouped empirical
+distributions as sparse sorted arrays (fit, look up, sample) and the building of valid generated flows."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from ntg.data.schema import PACKET_DTYPES, FlowTable
+from ntg.errors import NtgError
 
 
 def group_counts(group: np.ndarray, values: np.ndarray) -> dict[str, np.ndarray]:
@@ -57,3 +60,29 @@ def prefixed(prefix: str, table: dict[str, np.ndarray]) -> dict[str, np.ndarray]
 
 def unprefixed(prefix: str, tables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k[len(prefix) + 1 :]: v for k, v in tables.items() if k.startswith(prefix + ".")}
+
+
+def make_flows(length: np.ndarray, payload: np.ndarray, direction: np.ndarray, iat: np.ndarray) -> FlowTable:
+    """A valid generated FlowTable from ``(n, N)`` arrays: values past ``length`` are zeroed, first iat is 0.
+
+    ``n_packets`` of a generated flow is its length (generators model only the first ``N`` packets).
+    """
+    length = np.clip(np.asarray(length, dtype=np.int64), 1, payload.shape[1])
+    mask = np.arange(payload.shape[1])[None, :] < length[:, None]
+    iat = np.where(mask, np.maximum(np.nan_to_num(iat, nan=0.0, posinf=0.0), 0.0), 0.0)
+    iat[:, 0] = 0.0
+    return FlowTable(
+        n_packets=length,
+        payload=np.where(mask, np.maximum(payload, 0), 0).astype(PACKET_DTYPES["payload"]),
+        direction=np.where(mask, direction, 0).astype(PACKET_DTYPES["direction"]),
+        iat=iat,
+        flags=np.zeros(payload.shape, PACKET_DTYPES["flags"]),
+        window=np.zeros(payload.shape, PACKET_DTYPES["window"]),
+    )
+
+
+def training_packets(train: FlowTable, n_packets: int, who: str) -> FlowTable:
+    """The first ``n_packets`` packets of ``train`` (zero-padded if it stores fewer); NtgError if empty."""
+    if len(train) == 0:
+        raise NtgError(f"{who}: the training table is empty; give it at least one flow per class")
+    return train.pad_to(n_packets)

@@ -22,41 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from ntg.data.schema import PACKET_DTYPES, FlowTable
-from ntg.errors import NtgError
+from ntg.data.schema import FlowTable
+from ntg.models.empirical import make_flows
 from ntg.models.tokenizer import frequent_values
 
 CHANNELS = ("direction", "presence", "payload", "iat")
 N_CHANNELS = len(CHANNELS)
 _US = 1e6
-
-
-def make_flows(length: np.ndarray, payload: np.ndarray, direction: np.ndarray, iat: np.ndarray) -> FlowTable:
-    """A valid generated FlowTable from ``(n, N)`` arrays: values past ``length`` are zeroed, first iat is 0.
-
-    ``n_packets`` of a generated flow is its length (generators model only the first ``N`` packets).
-    """
-    length = np.clip(np.asarray(length, dtype=np.int64), 1, payload.shape[1])
-    mask = np.arange(payload.shape[1])[None, :] < length[:, None]
-    iat = np.where(mask, np.maximum(np.nan_to_num(iat, nan=0.0, posinf=0.0), 0.0), 0.0)
-    iat[:, 0] = 0.0
-    return FlowTable(
-        n_packets=length,
-        payload=np.where(mask, np.maximum(payload, 0), 0).astype(PACKET_DTYPES["payload"]),
-        direction=np.where(mask, direction, 0).astype(PACKET_DTYPES["direction"]),
-        iat=iat,
-        flags=np.zeros(payload.shape, PACKET_DTYPES["flags"]),
-        window=np.zeros(payload.shape, PACKET_DTYPES["window"]),
-    )
-
-
-def training_packets(train: FlowTable, n_packets: int, who: str) -> FlowTable:
-    """The first ``n_packets`` packets of ``train`` (zero-padded if it stores fewer); NtgError if empty."""
-    if len(train) == 0:
-        raise NtgError(f"{who}: the training table is empty; give it at least one flow per class")
-    if not 1 <= n_packets <= 32:
-        raise NtgError(f"{who}: n_packets={n_packets} is out of range; use 1..32")
-    return train.pad_to(n_packets)
 
 
 @dataclass

@@ -9,7 +9,7 @@ A neural generator implements
   same module can be wrapped by DDP;
 * :meth:`Generator._sample` — generation with ``self.module`` in eval mode.
 
-:meth:`fit` runs the one training loop of :mod:`ntg.training.loop`.
+:meth:`fit` runs the one training loop of :mod:`ntg.models.fitting`.
 """
 
 from __future__ import annotations
@@ -17,23 +17,20 @@ from __future__ import annotations
 import copy
 import functools
 from abc import abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from ntg.data.schema import FlowTable
-from ntg.errors import NtgError
 from ntg.models.base import Generator
+from ntg.models.fitting import Reporter, TrainConfig, TrainResult, train_generator
+from ntg.models.settings import spec
 
 SAMPLE_PRECISIONS = ("auto", "float32", "bfloat16")
-
-
-def check_sample_precision(value: str) -> None:
-    if value not in SAMPLE_PRECISIONS:
-        raise NtgError(f"sample_precision={value!r}: choose one of {list(SAMPLE_PRECISIONS)}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,7 +56,12 @@ def native_bf16(device: torch.device) -> bool:
 class NeuralGenerator(Generator):
     """Base of the transformer, state-space and diffusion families."""
 
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "sample_precision": spec("auto: bf16 sampling where the hardware multiplies bf16 natively",
+                                 choices=SAMPLE_PRECISIONS),
+    }
     module: nn.Module | None = None
+    training_result_: TrainResult | None = None
     sample_precision: str = "float32"
     #: whether ``sample_precision="auto"`` picks bf16 on hardware with native bf16 matmuls: true where the
     #: family's sampling time is in matmuls (measured by benchmarks/bench_sample_precision.py)
@@ -81,18 +83,21 @@ class NeuralGenerator(Generator):
         self,
         train: FlowTable,
         val: FlowTable | None = None,
-        train_config: Any = None,
+        *,
+        train_config: TrainConfig | Mapping[str, Any] | None = None,
         progress: bool = False,
-        checkpoint_dir: Any = None,
+        checkpoint_dir: str | Path | None = None,
+        reporter: Reporter | None = None,
     ) -> NeuralGenerator:
-        from ntg.training.loop import TrainConfig, train_generator
-
+        """Train with the one loop (:func:`ntg.models.fitting.train_generator`); ``training_result_`` is its
+        :class:`TrainResult`, ``fit_log_`` the same as a dict."""
         config = train_config if train_config is not None else TrainConfig()
-        if isinstance(config, dict):
+        if not isinstance(config, TrainConfig):
             config = TrainConfig.from_dict(config)
         self.training_result_ = train_generator(
-            self, train, val, config, progress=progress, checkpoint_dir=checkpoint_dir
+            self, train, val, config, progress=progress, checkpoint_dir=checkpoint_dir, reporter=reporter
         )
+        self.fit_log_ = self.training_result_.to_dict()
         return self
 
     # ------------------------------------------------------------------ devices
@@ -109,7 +114,6 @@ class NeuralGenerator(Generator):
     def resolved_sample_precision(self) -> str:
         """``sample_precision`` with ``"auto"`` resolved for this generator's device: bfloat16 where the
         hardware multiplies bf16 natively and the family gains from it, float32 elsewhere."""
-        check_sample_precision(self.sample_precision)
         if self.sample_precision != "auto":
             return self.sample_precision
         return "bfloat16" if self.bf16_sampling_helps and native_bf16(self.device) else "float32"

@@ -20,6 +20,7 @@ PyTorch scan (optional speed-up; same maths).
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +30,7 @@ from ntg.data.schema import DEFAULT_N
 from ntg.models.autoregressive import AutoregressiveGenerator
 from ntg.models.base import register
 from ntg.models.scan import pscan
+from ntg.models.settings import spec
 
 try:  # optional fused CUDA kernel
     from mamba_ssm.ops.selective_scan_interface import selective_scan_fn  # type: ignore[import-not-found]
@@ -199,6 +201,13 @@ class SSMGenerator(AutoregressiveGenerator):
     """Mamba-style selective SSM over packet tokens; the defaults have about 1.1 M parameters."""
 
     bf16_sampling_helps = False  # its sampling time is in the float32 state update, not in matmuls
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "d_model": spec("width of the residual stream", 1),
+        "n_layers": spec("Mamba blocks", 1),
+        "d_state": spec("state size per channel of the selective scan", 1),
+        "expand": spec("inner width as a multiple of d_model", 1),
+        "d_conv": spec("kernel width of the causal depthwise convolution", 1),
+    }
 
     def __init__(
         self,
@@ -216,11 +225,7 @@ class SSMGenerator(AutoregressiveGenerator):
         sample_precision: str = "auto",
     ) -> None:
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision)
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.d_state = d_state
-        self.expand = expand
-        self.d_conv = d_conv
+        self._init_settings(locals())
 
     def build_backbone(self) -> MambaBackbone:
         return MambaBackbone(self.d_model, self.n_layers, self.d_state, self.expand, self.d_conv)

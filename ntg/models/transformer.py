@@ -8,6 +8,8 @@ Sampling uses a preallocated KV cache: one position per step, no recomputation o
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,6 +18,7 @@ from ntg.data.schema import DEFAULT_N
 from ntg.errors import NtgError
 from ntg.models.autoregressive import AutoregressiveGenerator
 from ntg.models.base import register
+from ntg.models.settings import spec
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
@@ -155,6 +158,13 @@ class TransformerBackbone(nn.Module):
 class TransformerGenerator(AutoregressiveGenerator):
     """LLaMA-style decoder over packet tokens; the defaults have about 1.36 M parameters."""
 
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "d_model": spec("width of the residual stream", 2),
+        "n_layers": spec("decoder blocks", 1),
+        "n_heads": spec("attention heads (must divide d_model into heads of even size)", 1),
+        "mlp_hidden": spec("hidden width of each block's SwiGLU MLP", 1),
+    }
+
     def __init__(
         self,
         n_packets: int = DEFAULT_N,
@@ -169,13 +179,11 @@ class TransformerGenerator(AutoregressiveGenerator):
         top_p: float = 1.0,
         sample_precision: str = "auto",
     ) -> None:
-        if d_model % n_heads or (d_model // n_heads) % 2:
-            raise NtgError(f"d_model={d_model} must split into n_heads={n_heads} heads of even size")
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision)
-        self.d_model = d_model
-        self.n_layers = n_layers
-        self.n_heads = n_heads
-        self.mlp_hidden = mlp_hidden
+        self._init_settings(locals())
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise NtgError(f"model.d_model={d_model} must split into model.n_heads={n_heads} heads of even size "
+                           "(rotary embeddings); change one of them")
 
     def build_backbone(self) -> TransformerBackbone:
         return TransformerBackbone(self.d_model, self.n_layers, self.n_heads, self.mlp_hidden, self.n_packets)

@@ -1,7 +1,7 @@
 """Data-parallel training with Ray Train: the same loop as a ``train_loop_per_worker`` under DDP.
 
 :func:`train_distributed` starts a :class:`ray.train.torch.TorchTrainer` whose workers each load the
-prepared dataset, build the generator and run :func:`ntg.training.loop.train_generator` with a
+prepared dataset, build the generator and run :func:`ntg.models.fitting.train_generator` with a
 :class:`RayTrainReporter`: the module is wrapped by ``ray.train.torch.prepare_model`` (DDP, gloo on CPU,
 NCCL on GPU), every epoch is a seeded permutation sharded by world rank (DistributedSampler-style), losses
 are all-reduced so every worker takes the same early-stopping decision, and ``ray.train.report`` is called
@@ -27,8 +27,8 @@ from typing import Any
 import torch
 
 from ntg.errors import NtgError
-from ntg.training.config import TrainConfig, split_config
-from ntg.training.loop import CHECKPOINT_FILE, Reporter, train_generator
+from ntg.models.fitting import CHECKPOINT_FILE, Reporter, TrainConfig
+from ntg.training.config import split_config
 
 MODEL_SUBDIR = "model"
 LOG_FILE = "train_log.json"
@@ -109,15 +109,15 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
                     shutil.copy2(Path(folder) / CHECKPOINT_FILE, checkpoint_dir / CHECKPOINT_FILE)
         elif config.get("resume_from") and Path(config["resume_from"]).is_file():
             shutil.copy2(config["resume_from"], checkpoint_dir / CHECKPOINT_FILE)
-        result = train_generator(gen, train, val, train_config, checkpoint_dir=checkpoint_dir,
-                                 reporter=reporter)
+        gen.fit(train, val, train_config=train_config, checkpoint_dir=checkpoint_dir, reporter=reporter)
+        result = gen.training_result_
 
         final = None
         if reporter.is_chief:
             from ntg.utils.io import write_json
 
             gen.save_pretrained(checkpoint_dir / MODEL_SUBDIR)
-            log = result.to_dict()
+            log = dict(gen.fit_log_)
             log["num_parameters"] = gen.num_parameters()
             write_json(checkpoint_dir / LOG_FILE, log)
             final = checkpoint_dir

@@ -12,6 +12,7 @@ A run folder holds
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,8 +21,8 @@ from typing import Any
 from ntg.data.dataset import META_FILE, PreparedDataset
 from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
-from ntg.models.base import Generator, LabelRequest, create_generator, load_generator
-from ntg.training.config import TrainConfig, split_config
+from ntg.models.base import LabelRequest, create_generator, load_generator
+from ntg.training.config import split_config
 from ntg.utils.io import atomic_path, claim_output_dir, read_json, write_json
 
 RUN_FILE = "run.json"
@@ -73,28 +74,6 @@ def dataset_record(dataset: PreparedDataset) -> dict[str, Any]:
     }
 
 
-def fit_generator(
-    gen: Generator,
-    train: FlowTable,
-    val: FlowTable | None,
-    train_config: TrainConfig,
-    progress: bool = False,
-    checkpoint_dir: Path | None = None,
-) -> dict[str, Any]:
-    """Fit a neural generator with the training loop or a baseline with its own ``fit``; return the log."""
-    from ntg.models.neural import NeuralGenerator
-
-    started = time.perf_counter()
-    if isinstance(gen, NeuralGenerator):
-        gen.fit(train, val, train_config, progress=progress, checkpoint_dir=checkpoint_dir)
-        log = gen.training_result_.to_dict()
-    else:
-        gen.fit(train, val)
-        log = {"history": [], "best_epoch": None, "stopped_early": False,
-               "wall_s": time.perf_counter() - started, "num_train_flows": len(train)}
-    return log
-
-
 def train_run(
     family: str,
     data_dir: str | Path,
@@ -124,7 +103,10 @@ def train_run(
     if out_dir.exists() and not out_dir.is_dir():
         raise NtgError(f"{out_dir}: exists and is not a folder; choose another --out")
 
-    log = fit_generator(gen, train, val, train_config, progress, out_dir / CHECKPOINT_DIR)
+    gen.fit(train, val, train_config=train_config, progress=progress, checkpoint_dir=out_dir / CHECKPOINT_DIR)
+    log = dict(gen.fit_log_ or {})
+    for note in log.get("notes", []):
+        print(f"ntg: note: {note}", file=sys.stderr)
     log["num_parameters"] = gen.num_parameters()
     log["flops_per_flow"] = gen.flops_per_flow()
     run = {

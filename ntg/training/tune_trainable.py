@@ -13,7 +13,7 @@
 Each epoch it calls ``ray.tune.report`` with ``epoch``, ``train_loss``, ``val_loss``, ``lr``, ``wall_s``,
 ``total_wall_s``, ``flows_per_s``, ``best_epoch``, ``best_val_loss`` and ``num_parameters``, plus a
 checkpoint folder holding ``checkpoint.pt`` (restored from ``tune.get_checkpoint()`` when Tune resumes a
-trial). :func:`ntg.training.loop.generator_from_checkpoint` turns a trial's checkpoint into a generator.
+trial). :func:`ntg.models.base.load_generator` turns a trial's checkpoint folder into a generator.
 
 Use it with ``tune.with_resources(tune_trainable, {"cpu": 1})`` and ``TuneConfig(reuse_actors=True)``;
 prepared datasets are cached per worker process so reused actors do not re-read them.
@@ -31,8 +31,8 @@ from typing import Any
 
 from ntg.data.dataset import PreparedDataset
 from ntg.errors import NtgError
-from ntg.training.config import SECTIONS, TrainConfig
-from ntg.training.loop import CHECKPOINT_FILE, Reporter, train_generator
+from ntg.models.fitting import CHECKPOINT_FILE, Reporter, TrainConfig
+from ntg.training.config import SECTIONS
 
 TRIAL_KEYS = ("family", "data_dir", "imports", "threads", *SECTIONS)
 
@@ -99,7 +99,7 @@ def tune_trainable(config: dict[str, Any]) -> None:
             with restored.as_directory() as folder:
                 if (Path(folder) / CHECKPOINT_FILE).exists():
                     shutil.copy2(Path(folder) / CHECKPOINT_FILE, checkpoint_dir / CHECKPOINT_FILE)
-        train_generator(gen, train, val, train_config, checkpoint_dir=checkpoint_dir, reporter=TuneReporter())
+        gen.fit(train, val, train_config=train_config, checkpoint_dir=checkpoint_dir, reporter=TuneReporter())
     finally:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
 

@@ -7,7 +7,7 @@ import numpy as np
 from ntg.data.schema import FlowTable
 from ntg.models.base import register
 from ntg.models.baselines.common import TableGenerator
-from ntg.models.flow_matrix import make_flows
+from ntg.models.empirical import make_flows
 
 
 @register("bootstrap")
@@ -20,7 +20,7 @@ class BootstrapGenerator(TableGenerator):
 
     generates_headers = True  # copies the real flags and window instead of drawing them
 
-    def fit(self, train: FlowTable, val: FlowTable | None = None) -> BootstrapGenerator:
+    def _fit(self, train: FlowTable, val: FlowTable | None) -> None:
         train, class_id = self._start_fit(train)
         order = np.argsort(class_id, kind="stable")
         self.tables_ = {
@@ -36,7 +36,6 @@ class BootstrapGenerator(TableGenerator):
             "proto": (np.asarray(train.meta["proto"], dtype=np.int64) if "proto" in train.meta
                       else np.zeros(len(train), np.int64))[order],
         }
-        return self
 
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
         t = self.tables_

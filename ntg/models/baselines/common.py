@@ -5,10 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ntg.data.schema import DEFAULT_N, FlowTable
-from ntg.errors import NtgError
 from ntg.models.base import Generator
-from ntg.models.empirical import find_groups, group_counts, prefixed, sample_groups, unprefixed
-from ntg.models.flow_matrix import training_packets
+from ntg.models.empirical import find_groups, group_counts, prefixed, sample_groups, training_packets, unprefixed
 
 __all__ = ["TableGenerator", "find_groups", "group_counts", "prefixed", "sample_groups", "unprefixed"]
 
@@ -21,18 +19,13 @@ class TableGenerator(Generator):
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0) -> None:
         super().__init__(n_packets, seed)
-        if not 1 <= n_packets <= 32:
-            raise NtgError(f"{self.family}: n_packets={n_packets} must be in 1..32")
         self.tables_: dict[str, np.ndarray] = {}
 
     def _start_fit(self, train: FlowTable) -> tuple[FlowTable, np.ndarray]:
         """The first ``n_packets`` packets of ``train`` and each row's class index (learns the classes)."""
         train = training_packets(train, self.n_packets, self.family)
         self._learn_classes(train)
-        assert self.classes_ is not None
-        lookup = {c: i for i, c in enumerate(self.classes_)}
-        class_id = np.array([lookup[x] for x in train.labels.astype(str)], dtype=np.int64)
-        return train, class_id
+        return train, self.class_ids(train.labels)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
         return dict(self.tables_)

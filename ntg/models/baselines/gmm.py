@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ntg.data.schema import DEFAULT_N, FlowTable
-from ntg.errors import NtgError
 from ntg.models.base import register
 from ntg.models.baselines.common import TableGenerator
 from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec
+from ntg.models.settings import spec
 
 COVARIANCE_TYPES = ("full", "diag")
 FLOWS_PER_COMPONENT = 5  # a class gets at most one component per this many training flows
@@ -23,6 +23,12 @@ class GMMGenerator(TableGenerator):
     decoded like the diffusion's (direction rounded, payload clipped to the training range, presence→length).
     """
 
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "components": spec("mixture components per class (fewer for classes with few flows)", 1),
+        "covariance_type": spec("scikit-learn covariance type", choices=COVARIANCE_TYPES),
+        "reg_covar": spec("added to the covariance diagonals", 0, open_low=True),
+    }
+
     def __init__(
         self,
         n_packets: int = DEFAULT_N,
@@ -32,18 +38,10 @@ class GMMGenerator(TableGenerator):
         reg_covar: float = 1e-3,
     ) -> None:
         super().__init__(n_packets, seed)
-        if components < 1:
-            raise NtgError(f"gmm: components={components} must be >= 1")
-        if covariance_type not in COVARIANCE_TYPES:
-            raise NtgError(f"gmm: covariance_type={covariance_type!r}; use one of {COVARIANCE_TYPES}")
-        if reg_covar <= 0:
-            raise NtgError(f"gmm: reg_covar={reg_covar} must be > 0")
-        self.components = components
-        self.covariance_type = covariance_type
-        self.reg_covar = reg_covar
+        self._init_settings(locals())
         self.codec_: FlowMatrixCodec | None = None
 
-    def fit(self, train: FlowTable, val: FlowTable | None = None) -> GMMGenerator:
+    def _fit(self, train: FlowTable, val: FlowTable | None) -> None:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
 
@@ -69,7 +67,6 @@ class GMMGenerator(TableGenerator):
             means[c, :k] = mixture.means_
             chol[c, :k] = np.linalg.cholesky(cov)
         self.tables_ = {"weights": weights, "means": means, "chol": chol}
-        return self
 
     def num_parameters(self) -> int:
         """Mixture weights, means and covariance entries actually used (lower triangle for ``full``)."""

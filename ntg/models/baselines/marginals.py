@@ -14,7 +14,7 @@ from ntg.models.baselines.common import (
     sample_groups,
     unprefixed,
 )
-from ntg.models.flow_matrix import make_flows
+from ntg.models.empirical import make_flows
 
 FIELDS = ("length", "direction", "payload", "iat")
 
@@ -26,7 +26,7 @@ class MarginalsGenerator(TableGenerator):
     reach it). Keeps every one-dimensional marginal, loses every dependence between fields and positions.
     """
 
-    def fit(self, train: FlowTable, val: FlowTable | None = None) -> MarginalsGenerator:
+    def _fit(self, train: FlowTable, val: FlowTable | None) -> None:
         train, class_id = self._start_fit(train)
         n_pos = self.n_packets
         mask = train.mask
@@ -38,7 +38,6 @@ class MarginalsGenerator(TableGenerator):
             **prefixed("payload", group_counts(cell, train.payload[mask])),
             **prefixed("iat", group_counts(cell, train.iat[mask])),
         }
-        return self
 
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
         rng = np.random.default_rng(rng_seed)

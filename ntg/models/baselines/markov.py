@@ -10,10 +10,11 @@ empirical values inside its bins.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import numpy as np
 
 from ntg.data.schema import DEFAULT_N, FlowTable
-from ntg.errors import NtgError
 from ntg.models.base import register
 from ntg.models.baselines.common import (
     TableGenerator,
@@ -23,7 +24,8 @@ from ntg.models.baselines.common import (
     sample_groups,
     unprefixed,
 )
-from ntg.models.flow_matrix import make_flows
+from ntg.models.empirical import make_flows
+from ntg.models.settings import spec
 
 _US = 1e6
 
@@ -39,6 +41,12 @@ def quantile_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
 class MarkovGenerator(TableGenerator):
     """Order-1 or order-2 per-class Markov chain of (direction × payload bin × iat bin) tokens."""
 
+    SETTINGS: ClassVar[dict[str, Any]] = {
+        "order": spec("tokens of context", choices=(1, 2)),
+        "payload_bins": spec("quantile bins of payload sizes", 1),
+        "iat_bins": spec("quantile bins of log inter-arrival times", 1),
+    }
+
     def __init__(
         self,
         n_packets: int = DEFAULT_N,
@@ -48,13 +56,7 @@ class MarkovGenerator(TableGenerator):
         iat_bins: int = 8,
     ) -> None:
         super().__init__(n_packets, seed)
-        if order not in (1, 2):
-            raise NtgError(f"markov: order={order} is not supported; use 1 or 2")
-        if payload_bins < 1 or iat_bins < 1:
-            raise NtgError(f"markov: payload_bins={payload_bins} and iat_bins={iat_bins} must be >= 1")
-        self.order = order
-        self.payload_bins = payload_bins
-        self.iat_bins = iat_bins
+        self._init_settings(locals())
 
     # ------------------------------------------------------------------ tokens
     def _bins(self, payload: np.ndarray, iat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +79,7 @@ class MarkovGenerator(TableGenerator):
         return key
 
     # ------------------------------------------------------------------ fit / sample
-    def fit(self, train: FlowTable, val: FlowTable | None = None) -> MarkovGenerator:
+    def _fit(self, train: FlowTable, val: FlowTable | None) -> None:
         train, class_id = self._start_fit(train)
         mask = train.mask
         self.tables_ = {
@@ -106,7 +108,6 @@ class MarkovGenerator(TableGenerator):
             prefixed("payload", group_counts(class_id[rows] * n_p + pbin[mask], train.payload[mask]))
         )
         self.tables_.update(prefixed("iat", group_counts(class_id[rows] * n_i + ibin[mask], train.iat[mask])))
-        return self
 
     def _sample(self, class_ids: np.ndarray, rng_seed: int) -> FlowTable:
         rng = np.random.default_rng(rng_seed)
