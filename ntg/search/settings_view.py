@@ -28,6 +28,7 @@ class SettingView:
     high: float | None = None
     open_low: bool = False  # the bound itself is excluded (lr > 0)
     open_high: bool = False
+    choices: tuple | None = None
 
 
 def _declared() -> Any:
@@ -55,7 +56,8 @@ def settings_for(section: str, family: str) -> dict[str, SettingView]:
     if declared is not None:
         table = declared.family_settings(family) if section == "model" else declared.train_settings()
         return {name: SettingView(name, _kind(s.kind), s.low, s.high, getattr(s, "open_low", False),
-                                  getattr(s, "open_high", False)) for name, s in table.items()}
+                                  getattr(s, "open_high", False), getattr(s, "choices", None))
+                for name, s in table.items()}
     if section == "train":
         from ntg.training.config import TrainConfig
 

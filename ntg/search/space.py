@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,17 @@ _TOP_KEYS = {"max_parameters", "families", "description"}
 _DIST_KEYS = {"int": {"type", "low", "high", "step", "log"}, "float": {"type", "low", "high", "step", "log"},
               "categorical": {"type", "choices"}}
 _MAX_CORNERS = 256
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 reads ``1e-4`` and ``2e6`` as strings; a space file means numbers (YAML 1.2's reading)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?|[0-9][0-9_]*[eE][-+]?[0-9]+|\.[0-9_]+)$"),
+    list("-+0123456789."),
+)
 
 
 @dataclass(frozen=True)
@@ -201,7 +213,7 @@ def _check_budget(value: Any, where: str) -> int:
 
 def _load_file(path: Path) -> tuple[list[FamilySpace], int | None]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506
     except OSError as err:
         raise NtgError(f"{path}: cannot read the search space ({err.strerror}); check the path") from None
     except yaml.YAMLError as err:
@@ -292,6 +304,8 @@ def _parse_range(where: str, section: str, name: str, raw: dict, setting: Any, d
     if "low" not in raw or "high" not in raw:
         raise NtgError(f"{where}: type {dist} needs 'low' and 'high'")
     low, high, step, log = raw["low"], raw["high"], raw.get("step"), raw.get("log", False)
+    if dist == "int":  # 1e3 is a whole number too
+        low, high, step = (int(v) if isinstance(v, float) and v.is_integer() else v for v in (low, high, step))
     numbers = (int,) if dist == "int" else (int, float)
     for key, value in (("low", low), ("high", high), ("step", step)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers)):
@@ -310,6 +324,8 @@ def _parse_range(where: str, section: str, name: str, raw: dict, setting: Any, d
     if setting is not None:
         if dist == "float" and setting.kind is int:
             raise NtgError(f"{where}: {name} is a whole number; use type: int")
+        if setting.choices is not None:
+            raise NtgError(f"{where}: {name} is one of {list(setting.choices)}; use type: categorical")
         if setting.kind not in (int, float):
             raise NtgError(f"{where}: {name} is a {setting.kind.__name__}; use a constant or type: categorical")
         _check_bounds(where, setting, low, high)
@@ -318,16 +334,14 @@ def _parse_range(where: str, section: str, name: str, raw: dict, setting: Any, d
 
 
 def _check_bounds(where: str, setting: Any, low: float, high: float) -> None:
-    allowed = (f"allowed: {'(' if setting.open_low else '['}{_fmt(setting.low)}, "
-               f"{_fmt(setting.high)}{')' if setting.open_high else ']'}")
+    parts = [f"{'>' if setting.open_low else '>='} {setting.low:g}" if setting.low is not None else "",
+             f"{'<' if setting.open_high else '<='} {setting.high:g}" if setting.high is not None else ""]
+    allowed = "allowed: " + " and ".join(part for part in parts if part)
     if setting.low is not None and (low < setting.low or (setting.open_low and low == setting.low)):
         raise NtgError(f"{where}: low {low} is below the setting's minimum ({allowed})")
     if setting.high is not None and (high > setting.high or (setting.open_high and high == setting.high)):
         raise NtgError(f"{where}: high {high} is above the setting's maximum ({allowed})")
 
-
-def _fmt(bound: Any) -> str:
-    return "unbounded" if bound is None else f"{bound:g}"
 
 
 def _order(path: Path, family: str, params: list[Param]) -> list[Param]:
