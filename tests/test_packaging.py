@@ -109,3 +109,37 @@ def test_installed_wheel_lists_and_downloads_outside_the_repository(
     for rel, info in read_manifest(registry.MANIFESTS / spec.manifest).items():
         assert sha256_file(tmp_path / "cache" / "datasets" / spec.folder / rel) == info["sha256"]
     assert (out / "flows.parquet").is_file() and (out / "meta.json").is_file()
+
+
+def _resolves(dotted: str) -> bool:
+    """Whether ``a.b.c`` is an importable module, or an attribute of the importable module ``a.b``."""
+    import importlib
+
+    try:
+        importlib.import_module(dotted)
+        return True
+    except ImportError:
+        pass
+    parent, _, name = dotted.rpartition(".")
+    try:
+        return hasattr(importlib.import_module(parent), name)
+    except ImportError:
+        return False
+
+
+def test_benchmarks_import_what_exists() -> None:
+    """Every ``from ntg... import name`` in benchmarks/ (module level or inside a function) resolves: the
+    benchmarks are not collected by pytest, so a moved function would otherwise break them silently."""
+    import ast
+
+    missing: list[str] = []
+    for script in sorted((REPO / "benchmarks").glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text(), filename=str(script))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "ntg" and not node.level:
+                names = [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names if alias.name.split(".")[0] == "ntg"]
+            else:
+                continue
+            missing += [f"{script.name}:{node.lineno}: {name}" for name in names if not _resolves(name)]
+    assert not missing, "benchmarks import what does not exist:\n" + "\n".join(missing)
