@@ -124,3 +124,24 @@ def test_transformer_family_run(data_dir, tmp_path):
     assert len(log["history"]) == 1 and np.isfinite(log["history"][0]["train_loss"])
     flows = FlowTable.read(sample_run(out, 16, label="Other", out=tmp_path / "tr.parquet"))
     assert len(flows) == 16 and set(flows.labels) == {"Other"}
+
+
+def test_a_missing_local_path_is_reported_as_such_not_as_a_hub_error(run_dir, tmp_path, monkeypatch):
+    from ntg.models.base import looks_local
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for source in ("./runs/tf", "runs/tf", str(tmp_path / "nope"), "~/no/such/run", "a/b/c"):
+        assert looks_local(source)
+        with pytest.raises(NtgError, match="no such generator folder") as err:
+            sample_run(source, 5, out=tmp_path / "s.parquet")
+        assert "Hub" not in str(err.value).split(";")[0]
+    assert not looks_local("ntg-test/markov-tiny")  # owner/name whose owner is not a local folder: a repo id
+
+
+def test_one_path_from_run_or_checkpoint_to_a_generator(run_dir, tmp_path):
+    from_run = load_generator(run_dir)
+    from_checkpoint = load_generator(run_dir / CHECKPOINT_DIR)
+    assert from_checkpoint.get_config() == from_run.get_config() and from_checkpoint.classes_ == from_run.classes_
+    a, b = from_run.sample(20, seed=4), from_checkpoint.sample(20, seed=4)
+    assert np.array_equal(a.payload, b.payload) and list(a.labels) == list(b.labels)

@@ -239,3 +239,39 @@ def test_tune_trial_settings_merge_dotted_keys():
         trial_settings({"family": "x", "data_dir": "/d", "lerning_rate": 1})
     with pytest.raises(NtgError, match="data_dir"):
         trial_settings({"family": "x"})
+
+
+def _with_labels(flows, labels):
+    table = flows.take(range(len(labels)))
+    table.meta["label"] = labels
+    return table
+
+
+def test_hold_out_is_stratified_and_never_takes_a_class_s_last_flow(flows):
+    from ntg.models.holdout import split_train_val
+
+    labels = ["big"] * 60 + ["mid"] * 9 + ["pair"] * 2 + ["one"] + ["two"] * 2
+    table = _with_labels(flows, labels)
+    for seed in range(20):
+        train, val, notes = split_train_val(table, None, 0.25, None, seed)
+        assert set(train.labels) == set(labels) and not notes
+        assert len(val) == round(0.25 * len(labels)) and len(train) + len(val) == len(labels)
+        assert (val.labels == "big").sum() == 15 and "one" not in set(val.labels)
+    # too small to spare a hold-out: train on everything, without early stopping, and say so
+    singles = _with_labels(flows, ["a", "b", "c"])
+    train, val, notes = split_train_val(singles, None, 0.1, None, 0)
+    assert val is None and len(train) == 3 and "no validation hold-out" in notes[0]
+    result = train_generator(TinyMLP(), singles, None, TrainConfig(epochs=1))
+    assert result.num_val_flows == 0 and result.notes and result.history[0].val_loss is None
+
+
+def test_max_train_flows_subsample_keeps_every_class(flows):
+    from ntg.models.holdout import split_train_val
+
+    labels = ["big"] * 90 + ["rare"] * 2 + ["single"]
+    train, val, _ = split_train_val(_with_labels(flows, labels), None, 0.0, 20, 0)
+    assert val is None and set(train.labels) == set(labels) and len(train) == 20
+    gen = TinyMLP().fit(_with_labels(flows, labels), None,
+                        train_config=TrainConfig(epochs=1, max_train_flows=10, val_fraction=0.2))
+    assert gen.classes_ == ["big", "rare", "single"] and gen.fit_log_["num_train_flows"] == 10
+    assert set(gen.sample(3, label=["big", "rare", "single"], seed=0).labels) == {"big", "rare", "single"}

@@ -90,3 +90,22 @@ def test_bf16_sampling_is_valid(trained):
 def test_fits_a_real_iot_sentinel_subset(iot_small):
     gen = create_generator("transformer", d_model=64, n_layers=2, n_heads=4, mlp_hidden=128)
     ar_flows.check_fits_real_data(gen, iot_small)
+
+
+def test_a_one_percent_fraction_can_sample_every_class_it_was_fitted_on(iot_small):
+    """The augmentation refit on a small fraction: a random hold-out used to drop its rarest class
+    (``label 'SmarterCoffee' was not in the training data``)."""
+    train = iot_small.train.first(10)
+    labels = train.labels.astype(str)
+    rng = np.random.default_rng(0)
+    rows = np.concatenate([rng.choice(np.flatnonzero(labels == c), max(1, round(0.01 * (labels == c).sum())),
+                                      replace=False) for c in sorted(set(labels))])
+    fraction = train.take(np.sort(rows))
+    classes = sorted(set(fraction.labels.astype(str)))
+    assert len(classes) == len(set(labels)) and len(fraction) < 0.02 * len(train)
+    gen = create_generator("transformer", d_model=16, n_layers=1, n_heads=2, mlp_hidden=32)
+    gen.fit(fraction, None, train_config={"epochs": 1, "batch_size": 64, "device": "cpu", "val_fraction": 0.1})
+    assert gen.classes_ == classes
+    assert gen.fit_log_["num_train_flows"] + gen.fit_log_["num_val_flows"] == len(fraction)
+    synth = gen.sample(len(classes), label=classes, seed=0)
+    assert sorted(synth.labels) == classes

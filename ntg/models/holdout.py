@@ -21,14 +21,12 @@ def stratified_take(labels: np.ndarray, n_take: int, seed: int) -> np.ndarray:
     capacity = counts - 1
     quota = n_take * counts / counts.sum()
     take = np.minimum(np.floor(quota).astype(np.int64), capacity)
-    spare = n_take - int(take.sum())
-    if spare > 0:  # hand the rounding to the largest remainders among classes that can still give
+    while (spare := n_take - int(take.sum())) > 0 and (take < capacity).any():
+        # hand the rounding to the largest remainders among the classes that can still give (several rounds
+        # when capped classes leave more to hand out than there are classes)
         remainder = np.where(take < capacity, quota - take, -np.inf)
-        for c in np.argsort(-remainder, kind="stable"):
-            if spare == 0 or not np.isfinite(remainder[c]):
-                break
-            take[c] += 1
-            spare -= 1
+        givers = np.argsort(-remainder, kind="stable")[: min(spare, int((take < capacity).sum()))]
+        take[givers] += 1
     rng = np.random.default_rng(seed)
     mask = np.zeros(len(labels), dtype=bool)
     for c in range(len(classes)):
