@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ntg.utils.io import read_json
+from ntg.errors import NtgError
+from ntg.utils.io import claim_output_dir, read_json
 
 FAMILIES = ("bootstrap", "marginals", "markov", "gmm", "transformer", "ssm", "diffusion")
 NEURAL = ("transformer", "ssm", "diffusion")
@@ -51,6 +52,12 @@ def run_demo(
 
     workdir = Path(workdir)
     families = list(families or FAMILIES)
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise NtgError(f"--families {unknown[0]}: not a generator family; choose from {', '.join(FAMILIES)}")
+    if split_seeds < 1:
+        raise NtgError(f"--split-seeds {split_seeds}: give at least 1")
+    claim_output_dir(workdir, "demo", option="--workdir")  # before anything: never a folder ntg did not write
     started = time.time()
     _say(f"1/4 prepare {dataset}")
     data = prepare_dataset(dataset, workdir / "data", PrepareOptions())

@@ -44,10 +44,13 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ntg.data.schema import MAX_PACKETS
     from ntg.evaluation.evaluate import evaluate
 
     if args.split_seeds < 1:
         raise NtgError(f"--split-seeds must be at least 1, not {args.split_seeds}")
+    if args.n_packets is not None and not 1 <= args.n_packets <= MAX_PACKETS:
+        raise NtgError(f"--n-packets {args.n_packets}: give 1..{MAX_PACKETS} (or leave it out: the generator's)")
     report = evaluate(
         args.data,
         generator=args.generator,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ OUTPUT_SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
     "dataset": (("meta.json", "flows.parquet"),),
     "run": (("run.json",), ("config.json", "model.safetensors"), ("checkpoints",)),
     "report": (("report.json",),),
+    "demo": (("comparison.md",), ("data", "runs"), ("data", "reports")),
 }
 
 
@@ -48,14 +50,36 @@ def _ordinary_mode(path: Path, is_dir: bool) -> None:
     os.chmod(path, (0o777 if is_dir else 0o666) & ~current_umask())
 
 
+def _readable_tree(folder: Path) -> None:
+    """Add the read (and folder search) bits the umask allows to everything under ``folder``: libraries that
+    write through their own temporary files (safetensors) leave 0600 behind."""
+    allowed = ~current_umask()
+    for item in [folder, *folder.rglob("*")]:
+        if item.is_symlink():
+            continue
+        mode = stat.S_IMODE(item.stat().st_mode)
+        os.chmod(item, mode | ((0o555 if item.is_dir() else 0o444) & allowed))
+
+
+@contextmanager
+def _writable(path: Path) -> Iterator[None]:
+    """OS errors while creating temporaries name the user's path, not the hidden temporary's."""
+    try:
+        yield
+    except OSError as err:
+        raise NtgError(f"{path}: cannot write here ({err.strerror or err}); choose a folder you can write to "
+                       "or fix its permissions") from None
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` in one rename."""
     path = Path(path)
     if path.is_dir():
         raise NtgError(f"{path}: is a folder; give a file name (or another path)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with _writable(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -84,11 +108,13 @@ def atomic_dir(path: str | Path, kind: str | None = None, force: bool = False) -
     elif path.is_dir() and _protected(path):
         raise NtgError(f"{path}: is your home, working or a top-level folder, which ntg never replaces; "
                        "choose a new sub-folder")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with _writable(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     _ordinary_mode(tmp, is_dir=True)
     try:
         yield tmp
+        _readable_tree(tmp)
         if kind is not None:
             _write_marker(tmp, kind)
         elif (path / MARKER_FILE).is_file() and not (tmp / MARKER_FILE).exists():
@@ -142,6 +168,9 @@ def claim_output_dir(
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NtgError(f"{option} {path}: is a file, not a folder; choose another path (nothing was changed)")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise NtgError(f"{option} {path}: {above} is a file, not a folder; choose another path")
     if path.is_dir():
         if _protected(path):
             raise NtgError(f"{option} {path}: is your home, working or a top-level folder, which ntg never "
@@ -153,7 +182,8 @@ def claim_output_dir(
             raise NtgError(f"{option} {path}: is {what}, and its contents would be replaced; choose another "
                            "path or pass --force to replace it (nothing was changed)")
     if mark:
-        path.mkdir(parents=True, exist_ok=True)
+        with _writable(path):
+            path.mkdir(parents=True, exist_ok=True)
         if output_kind(path) != kind or not (path / MARKER_FILE).exists():
             _write_marker(path, kind)
     return path
