@@ -58,11 +58,10 @@ class TinyMLP(NeuralGenerator):
 
     def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
         flows = flows.first(self.n_packets)
-        lookup = {c: i for i, c in enumerate(self.classes_ or [])}
         features = [np.log1p(flows.payload) / 8.0, flows.direction.astype(np.float64)]
         x = np.concatenate([*features, np.log1p(flows.iat * 1e3) / 10.0], axis=1)
         return {
-            "label": torch.tensor([lookup[c] for c in flows.labels.astype(str)], dtype=torch.long),
+            "label": torch.as_tensor(self.class_ids(flows.labels)),
             "x": torch.tensor(x, dtype=torch.float32),
         }
 
