@@ -133,21 +133,29 @@ def plot_augmentation(aug: dict[str, Any], path: str | Path, *, subject: str = "
     return _save(fig, Path(path))
 
 
-def plot_dcr(synthetic: np.ndarray, holdout: np.ndarray, path: str | Path, *, subject: str = "") -> Path:
+def plot_dcr(
+    synthetic: np.ndarray, holdout: np.ndarray, path: str | Path, *, subject: str = "",
+    sizes: tuple[int, int] | None = None,
+) -> Path:
     """Empirical CDFs of the distance to the closest training record: synthetic flows vs real held-out flows.
+
+    The inputs are distances or their percentiles (the privacy axis records 101); ``sizes`` gives the flow
+    counts for the legend when they are percentiles.
 
     A synthetic curve above (left of) the held-out one means flows closer to training records than fresh
     real traffic comes: memorisation. The x axis is linear near 0 (exact repeats) and logarithmic beyond.
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for values, name, color in ((holdout, "real held-out", "tab:blue"), (synthetic, "synthetic", "tab:orange")):
+    counts = sizes or (len(synthetic), len(holdout))
+    for values, name, color, count in ((holdout, "real held-out", "tab:blue", counts[1]),
+                                       (synthetic, "synthetic", "tab:orange", counts[0])):
         values = np.sort(np.asarray(values, dtype=np.float64))
         if not len(values):
             continue
         median = float(np.median(values))
         ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color=color,
-                label=f"{name}: {len(values):,} flows, median {median:.3g}")
+                label=f"{name}: {count:,} flows, median {median:.3g}")
         ax.axvline(median, color=color, linestyle=":", linewidth=1)
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_xlim(left=0)
@@ -178,15 +186,17 @@ def plot_fidelity_vs_cost(points: dict[str, tuple[float, float]], path: str | Pa
 # ---------------------------------------------------------------------------------------------- all of them
 def dcr_samples(
     report: dict[str, Any], train: FlowTable | None, holdout: FlowTable | None, synth: FlowTable | None
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """(synthetic, held-out) DCR values for :func:`plot_dcr`: the privacy axis's own quantiles when it
-    recorded them (``details["dcr_quantiles"]``), else recomputed from the flows, else None."""
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
+    """(synthetic, held-out, their flow counts) for :func:`plot_dcr`: the privacy axis's own percentiles when
+    it recorded them (``details["dcr_quantiles"]``: the figure then matches the table), else recomputed from
+    the flows given, else None."""
     privacy = report.get("privacy")
     if not privacy:
         return None
     quantiles = (privacy.get("details") or {}).get("dcr_quantiles")
     if quantiles:
-        return np.asarray(quantiles["synthetic"]), np.asarray(quantiles["holdout"])
+        sizes = (int(privacy.get("n_synthetic", 0)), int(privacy.get("n_test", 0)))
+        return np.asarray(quantiles["synthetic"]), np.asarray(quantiles["holdout"]), sizes
     if train is None or holdout is None or synth is None:
         return None
     from ntg.evaluation.distances import common_window
@@ -195,7 +205,8 @@ def dcr_samples(
     train, synth, n = common_window(train, synth)
     train, holdout, n = common_window(train, holdout)
     synth = synth.first(n) if synth.max_packets > n else synth
-    return distance_to_closest_record(synth, train), distance_to_closest_record(holdout, train)
+    sizes = (len(synth), len(holdout))
+    return distance_to_closest_record(synth, train), distance_to_closest_record(holdout, train), sizes
 
 
 def write_figures(
@@ -232,7 +243,7 @@ def write_figures(
         plot_augmentation(report["augmentation"], done("augmentation"), subject=who)
     dcr = dcr_samples(report, train, real_test, synth)
     if dcr is not None:
-        plot_dcr(*dcr, done("dcr"), subject=who)
+        plot_dcr(dcr[0], dcr[1], done("dcr"), subject=who, sizes=dcr[2])
     return names
 
 
