@@ -154,7 +154,9 @@ def plot_dcr(
         if not len(values):
             continue
         median = float(np.median(values))
-        ax.step(values, np.arange(1, len(values) + 1) / len(values), where="post", color=color,
+        # percentiles p_0..p_100 sit at shares 0..1; raw distances at i/n (the empirical CDF)
+        shares = np.linspace(0, 1, len(values)) if sizes else np.arange(1, len(values) + 1) / len(values)
+        ax.step(values, shares, where="post", color=color,
                 label=f"{name}: {count:,} flows, median {median:.3g}")
         ax.axvline(median, color=color, linestyle=":", linewidth=1)
     ax.set_xscale("symlog", linthresh=0.01)
