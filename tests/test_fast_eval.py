@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +61,92 @@ def test_synthetic_table_and_bad_split(iot_small, markov):
         fast_scores(markov, iot_small, split="train")
     with pytest.raises(NtgError, match="exceeds the generator's n_packets"):
         fast_scores(markov, iot_small, n_packets=markov.n_packets + 1)
+
+
+# ---------------------------------------------------------------------------------------------- evaluate steps
+def test_forest_jobs_do_not_change_predictions(iot_small):
+    from ntg.evaluation.classifiers import make_classifier
+
+    train, val = iot_small.train.first(10), iot_small.val.first(10)
+    one = make_classifier("rf", n_jobs=1, n_estimators=20).fit(train).predict(val)
+    two = make_classifier("rf", n_jobs=2, n_estimators=20).fit(train).predict(val)
+    assert list(one) == list(two)
+
+
+@pytest.fixture(scope="module")
+def markov_run(iot_small, tmp_path_factory):
+    from ntg.training.runs import train_run
+
+    return train_run("markov", iot_small.root, tmp_path_factory.mktemp("fast_eval") / "run", progress=False)
+
+
+def test_fast_profile_report_matches_fast_scores(iot_small, markov_run, tmp_path):
+    from ntg.evaluation.evaluate import evaluate
+    from ntg.models.base import load_generator
+
+    out = tmp_path / "report"
+    report = evaluate(iot_small.root, generator=markov_run, out_dir=out, profile="fast", progress=False,
+                      classifier_options={"rf": RF_SMALL})
+    assert report["settings"]["profile"] == "fast" and report["settings"]["split_seeds"] == [0]
+    assert {a: s["status"] for a, s in report["settings"]["axes_status"].items()} == {
+        "fidelity": "done", "privacy": "done", "tstr": "done"}
+    assert report["augmentation"] is None and report["cost"] is None
+    assert report["fidelity"]["reference"] == "val" and report["fidelity"]["n_real"] == len(iot_small.val)
+    fast = fast_scores(load_generator(markov_run), iot_small, classifier_options=RF_SMALL)
+    assert report["fidelity"]["score"] == pytest.approx(fast["fidelity"])
+    assert report["tstr"]["per_seed"][0]["tstr"]["macro_f1"] == pytest.approx(fast["tstr_f1"])
+    assert report["privacy"]["copy_rate"] == pytest.approx(fast["copy_rate"])
+    assert report["privacy"]["privacy_ok"] is fast["privacy_ok"] is True
+    on_disk = json.loads((out / "report.json").read_text())
+    assert on_disk["settings"]["axes_status"]["tstr"]["status"] == "done" and on_disk["warnings"] == []
+    assert (out / "figures" / "distributions.png").exists()
+
+
+def test_a_failing_axis_keeps_the_others(iot_small, markov_run, tmp_path, monkeypatch):
+    from ntg.evaluation import axes
+    from ntg.evaluation.evaluate import EvaluationFailed, evaluate
+
+    def broken(ctx):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setitem(axes.AXIS_STEPS, "privacy", broken)
+    out = tmp_path / "report"
+    with pytest.raises(EvaluationFailed, match="axis 'privacy' failed: RuntimeError: disk on fire") as caught:
+        evaluate(iot_small.root, generator=markov_run, out_dir=out, axes=("fidelity", "privacy", "tstr"),
+                 split_seeds=1, classifiers=("rf",), classifier_options={"rf": RF_SMALL}, progress=False)
+    assert "\n" not in str(caught.value)
+    on_disk = json.loads((out / "report.json").read_text())
+    status = on_disk["settings"]["axes_status"]
+    assert status["privacy"]["status"] == "failed" and "disk on fire" in status["privacy"]["traceback"]
+    assert status["fidelity"]["status"] == status["tstr"]["status"] == "done"
+    assert on_disk["fidelity"]["score"] > 0 and on_disk["tstr"] is not None and on_disk["privacy"] is None
+    assert "axis privacy failed" in (out / "report.md").read_text()
+    assert caught.value.report["tstr"] is not None
+
+
+def test_generator_from_other_data_is_named(iot_small, iot_small_captures, markov_run, tmp_path, capsys):
+    """A dataset of other captures (two known device types, one unknown): warned about, per-class handling."""
+    from ntg.data.prepare import PrepareOptions, prepare_dataset
+    from ntg.evaluation.evaluate import evaluate
+
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    for device in ("HueBridge", "Aria"):
+        (captures / device).symlink_to((iot_small_captures / device).resolve(), target_is_directory=True)
+    (captures / "Lightify").symlink_to((iot_small_captures / "Aria").resolve().parent / "Lightify",
+                                       target_is_directory=True)
+    options = PrepareOptions(labels="dir", device_only=True, min_flows_per_class=10)
+    other = prepare_dataset(str(captures), tmp_path / "other", options, jobs=1, progress=False, log=lambda m: None)
+    report = evaluate(other.root, generator=markov_run, axes=("fidelity", "tstr"), split_seeds=1,
+                      classifiers=("rf",), classifier_options={"rf": RF_SMALL}, progress=False)
+    fitted_on = [w for w in report["warnings"] if "was fitted on" in w]
+    assert len(fitted_on) == 1 and str(other.root) in fitted_on[0]
+    assert str(Path(iot_small.root).resolve()) in fitted_on[0]
+    assert any("Lightify" in w and "no synthetic flows" in w for w in report["warnings"])
+    assert report["tstr"]["per_seed"][0]["tstr"]["per_class_f1"]["Lightify"] == 0.0
+    assert "was fitted on" in capsys.readouterr().err
+
+    table = create_generator("marginals").fit(other.train.first(10)).sample(50, seed=0)
+    table.meta["label"] = "NotADevice"
+    with pytest.raises(NtgError, match="knows none of the classes"):
+        evaluate(other.root, synthetic=table, axes=("fidelity",), progress=False)

@@ -187,10 +187,10 @@ class SyntheticPool:
 def _score(
     train: FlowTable, test: FlowTable, classifier: str, n_packets: int, seed: int, options: dict[str, Any]
 ) -> float:
-    from ntg.evaluation.classifiers import make_classifier
+    from ntg.evaluation.tstr import fit_predict
 
-    model = make_classifier(classifier, n_packets=n_packets, seed=seed, **options).fit(train)
-    return classification_scores(test.labels, model.predict(test))["macro_f1"]
+    predicted = fit_predict(train, test, classifier, n_packets, seed, options)
+    return classification_scores(test.labels, predicted)["macro_f1"]
 
 
 def _keep_columns(table: FlowTable, n_packets: int) -> FlowTable:

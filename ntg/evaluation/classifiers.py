@@ -35,15 +35,28 @@ def _check_training_set(flows: FlowTable) -> np.ndarray:
     return flows.labels.astype(str)
 
 
+def default_jobs() -> int:
+    """Threads a classifier may use: ``OMP_NUM_THREADS`` where set (Ray Tune trials and the benchmarks cap it
+    there), else every core this process may run on. A seeded forest is the same for any number of jobs."""
+    import os
+
+    try:
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
+    except (KeyError, ValueError):
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 class RandomForestFlowClassifier:
-    """scikit-learn Random Forest on :func:`~ntg.evaluation.features.flat_features` (200 trees, seeded)."""
+    """scikit-learn Random Forest on :func:`~ntg.evaluation.features.flat_features` (200 trees, seeded; trees
+    built on :func:`default_jobs` threads unless ``n_jobs`` is given)."""
 
     name = "rf"
 
-    def __init__(self, n_packets: int = DEFAULT_N, n_estimators: int = 200, n_jobs: int = 1, seed: int = 0):
+    def __init__(self, n_packets: int = DEFAULT_N, n_estimators: int = 200, n_jobs: int | None = None,
+                 seed: int = 0):
         self.n_packets = n_packets
         self.n_estimators = n_estimators
-        self.n_jobs = n_jobs
+        self.n_jobs = n_jobs if n_jobs is not None else default_jobs()
         self.seed = seed
 
     def fit(self, flows: FlowTable) -> RandomForestFlowClassifier:

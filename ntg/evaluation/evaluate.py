@@ -1,190 +1,106 @@
 """``ntg evaluate``: judge a generator (or a file of synthetic flows) on every axis and write the report.
 
-Split seeds: the first split seed is the dataset's stored split (the one the generator was trained on);
-the others come from :func:`ntg.data.splits.resplit`. The given generator / synthetic file is used for the
-stored split only — using it on another split would leak that split's test flows, which it may have
-trained on. With ``retrain=True`` a fresh generator (same family, hyperparameters and train config from
-``run.json``) is fitted on each other split's training flows. TRTR is computed on every split seed.
+:func:`evaluate` runs in steps: load the source and check it against the data (:mod:`ntg.evaluation.sources`),
+then one step per axis (:mod:`ntg.evaluation.axes`). After every axis ``report.json`` and ``report.md`` are
+rewritten (each atomically), with ``settings["axes_status"]`` saying which axes are done, failed (with the
+error) or still to run, so a failure on one axis keeps the others: the failure is reported, the remaining axes
+still run, and :class:`EvaluationFailed` (an :class:`NtgError`, one line naming the axis) is raised at the end.
 
-Fidelity compares synthetic flows (class counts matched to the real test split) with the real **test**
-split (held out, so copying training flows does not look like fidelity). Privacy compares the TSTR
-synthetic set with the real training split, next to the test split's natural copy level; its copy rate is
-also computed beside every TSTR figure. Augmentation runs on the stored split.
+Profiles (:class:`EvaluateSettings`): ``full`` (default) scores against the real **test** split on every axis;
+``fast`` is what a search runs per trial: fidelity, TSTR (Random Forest, one split seed) and the privacy figures
+against the **validation** split, the test split untouched (the same numbers as
+:func:`ntg.evaluation.fast.fast_scores`).
+
+Fidelity compares synthetic flows (class counts matched to the reference split) with the real reference split
+(held out, so copying training flows does not look like fidelity). Privacy compares the TSTR synthetic set with
+the real training split, next to the reference split's natural copy level. Augmentation runs on the stored split.
 """
 
 from __future__ import annotations
 
-import inspect
+import sys
 import time
-from collections.abc import Sequence
+import traceback
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ntg.data.dataset import PreparedDataset
-from ntg.data.schema import DEFAULT_N, FlowTable
+from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.evaluation import report as report_mod
-from ntg.evaluation.augmentation import FRACTIONS, run_augmentation
+from ntg.evaluation.augmentation import FRACTIONS
+from ntg.evaluation.axes import AXIS_STEPS, AxisContext, axis_order, split_seeds
 from ntg.evaluation.report import AXES
-from ntg.evaluation.tstr import mean_std, synthetic_like, tstr_trtr
+from ntg.evaluation.sources import Source, dataset_name, generator_factory, load_source, packet_window
 from ntg.models.base import Generator
 
 CLASSIFIERS = ("rf", "cnn")
+PROFILES = ("full", "fast")
+FAST_AXES = ("fidelity", "tstr", "privacy")
 
 
-# ---------------------------------------------------------------------------------------------- sources
-def _load_source(generator: Generator | str | Path | None, synthetic: FlowTable | str | Path | None):
-    """(generator or None, synthetic table or None, source record, run folder or None)."""
-    if (generator is None) == (synthetic is None):
-        raise NtgError("give exactly one of --generator RUN_DIR and --synthetic FILE to evaluate")
-    if generator is not None:
-        if isinstance(generator, Generator):
-            gen, path = generator, None
-        else:
-            from ntg.models.base import load_generator, resolve_model_dir
+class EvaluationFailed(NtgError):
+    """One or more axes failed; the others are in the report (``.report``)."""
 
-            path = resolve_model_dir(generator)
-            gen = load_generator(path)
-        run = _read_run(path)
-        record = {
-            "kind": "generator",
-            "path": str(path) if path else None,
-            "family": gen.family,
-            "is_bootstrap": gen.family == "bootstrap",
-            "hparams": gen.get_config(),
-        }
-        return gen, None, record, path, run
-    if isinstance(synthetic, FlowTable):
-        table, path = synthetic, None
-    else:
-        path = Path(synthetic)
-        try:
-            table = FlowTable.read(path)
-        except (FileNotFoundError, ValueError, OSError) as err:
-            raise NtgError(f"{path}: unreadable ({err}); pass a .parquet or .csv flow file") from None
-    if "label" not in table.meta.columns or len(table) == 0:
-        raise NtgError(f"{path}: synthetic flows need rows and a 'label' column; see `ntg sample`")
-    family = table.meta["family"].iloc[0] if "family" in table.meta.columns else None
-    record = {"kind": "synthetic", "path": str(path) if path else None, "family": family,
-              "is_bootstrap": family == "bootstrap", "hparams": None}
-    return None, table, record, None, {}
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
 
 
-def _read_run(path: Path | None) -> dict[str, Any]:
-    from ntg.utils.io import read_json
+@dataclass(frozen=True)
+class EvaluateSettings:
+    """How to evaluate (everything but what and where). ``classifier_options`` maps a classifier name to its
+    constructor options (e.g. ``{"rf": {"n_estimators": 50}}``); augmentation uses the ``"rf"`` ones.
+    ``augmentation_refit=False`` skips the "generator trained on the fraction alone" rows (one fit per fraction
+    and seed: costly for neural families on a CPU). ``reference`` is the real split scored against."""
 
-    if path is None or not (Path(path) / "run.json").exists():
-        return {}
-    try:
-        return read_json(Path(path) / "run.json")
-    except ValueError as err:
-        raise NtgError(f"{path}/run.json: not valid JSON ({err}); re-run `ntg train`") from None
+    axes: tuple[str, ...] = AXES
+    profile: str = "full"
+    split_seeds: int = 3
+    retrain: bool = False
+    n_packets: int | None = None
+    progress: bool = True
+    classifiers: tuple[str, ...] = CLASSIFIERS
+    fractions: tuple[float, ...] = FRACTIONS
+    augmentation_seeds: int = 3
+    cost_flows: int = 2048
+    cost_batch: int = 256
+    classifier_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    augmentation_refit: bool = True
+    reference: str = "test"
 
+    @classmethod
+    def for_profile(cls, profile: str = "full", **options: Any) -> EvaluateSettings:
+        """The profile's defaults with ``options`` on top (unknown names are refused)."""
+        if profile not in PROFILES:
+            raise NtgError(f"unknown evaluation profile {profile!r}; choose from {list(PROFILES)}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise NtgError(f"unknown evaluate option {unknown[0]!r}; choose from {sorted(known)}")
+        base = cls(axes=FAST_AXES, split_seeds=1, classifiers=("rf",), reference="val") if profile == "fast" \
+            else cls()
+        given = {k: v for k, v in options.items() if v is not None}  # None: the profile's default
+        settings = replace(base, profile=profile, **given)
+        settings.check()
+        return replace(settings, axes=tuple(settings.axes), classifiers=tuple(settings.classifiers),
+                       fractions=tuple(float(f) for f in settings.fractions),
+                       classifier_options={k: dict(v) for k, v in (settings.classifier_options or {}).items()})
 
-def _generator_factory(gen: Generator, run: dict[str, Any], progress: bool):
-    """``fit(train, val, seed)``: a fresh generator like ``gen`` (family, hparams, train config)."""
-    from ntg.models.base import create_generator
-
-    hparams = dict(run.get("hparams") or run.get("model") or gen.get_config())
-    train_config = run.get("train")
-
-    def fit(train: FlowTable, val: FlowTable | None, seed: int) -> Generator:
-        params = dict(hparams)
-        if "seed" in params:
-            params["seed"] = int(params["seed"]) + seed
-        fresh = create_generator(gen.family, **params)
-        n = fresh.n_packets
-        train = train.first(n) if train.max_packets > n else train
-        val = val.first(n) if val is not None and len(val) and val.max_packets > n else (val if val else None)
-        if "train_config" in inspect.signature(fresh.fit).parameters and train_config is not None:
-            fresh.fit(train, val, train_config=train_config, progress=False)
-        else:
-            fresh.fit(train, val)
-        return fresh
-
-    return fit
-
-
-def _resplit(dataset: PreparedDataset, seed: int) -> PreparedDataset:
-    try:
-        from ntg.data.splits import resplit
-    except ImportError as err:  # pragma: no cover - the lead's module
-        raise NtgError(f"re-splitting needs ntg.data.splits.resplit ({err}); use --split-seeds 1") from None
-    return resplit(dataset, seed)
-
-
-def _split_seeds(dataset: PreparedDataset, k: int) -> list[int]:
-    stored = int(dataset.meta.get("split_seed", 0))
-    return [stored] + [s for s in range(k + 1) if s != stored][: k - 1]
-
-
-# ---------------------------------------------------------------------------------------------- axes
-def _privacy(train: FlowTable, test: FlowTable, synth: FlowTable) -> dict[str, Any] | None:
-    try:
-        from ntg.evaluation.privacy import privacy_report
-    except ImportError:  # pragma: no cover - the privacy engineer's module
-        return None
-    return privacy_report(train, test, synth)
-
-
-def _tstr_axis(
-    dataset: PreparedDataset,
-    seeds: Sequence[int],
-    sources: dict[int, Generator | FlowTable | None],
-    classifiers: Sequence[str],
-    n_packets: int,
-    bar,
-    options: dict[str, dict[str, Any]],
-) -> tuple[dict[str, Any], dict[int, FlowTable]]:
-    per_seed, synthetic_sets = [], {}
-    for seed in seeds:
-        split = dataset if seed == seeds[0] else _resplit(dataset, seed)
-        train, test = split.train.first(n_packets), split.test.first(n_packets)
-        source = sources.get(seed)
-        synth = synthetic_like(source, train, seed=seed) if source is not None else None
-        if synth is not None:
-            synthetic_sets[seed] = synth
-        privacy = _privacy(train, test, synth) if synth is not None else None
-        for clf in classifiers:
-            opts = options.get(clf)
-            if synth is not None:
-                result = tstr_trtr(train, test, synth, clf, n_packets, seed, dataset.classes, opts)
-            else:
-                from ntg.evaluation.tstr import train_and_score
-
-                trtr = train_and_score(train, test, clf, n_packets, seed, dataset.classes, opts)
-                result = {"tstr": None, "trtr": trtr, "ratio": None, "n_synthetic": 0,
-                          "n_train": len(train), "n_test": len(test)}
-            per_seed.append({"seed": seed, "classifier": clf, **result,
-                             "copy_rate": privacy["copy_rate"] if privacy else None})
-            bar.update(1)
-    summary = {clf: _summarise([e for e in per_seed if e["classifier"] == clf]) for clf in classifiers}
-    return {"classifiers": list(classifiers), "split_seeds": list(seeds), "per_seed": per_seed,
-            "summary": summary}, synthetic_sets
-
-
-def _summarise(entries: list[dict[str, Any]]) -> dict[str, Any]:
-    paired = [e for e in entries if e["tstr"] is not None]
-
-    def per_class(kind: str, rows: list[dict[str, Any]]) -> dict[str, float]:
-        classes = sorted({c for e in rows for c in e[kind]["per_class_f1"]})
-        return {c: float(np.mean([e[kind]["per_class_f1"][c] for e in rows if c in e[kind]["per_class_f1"]]))
-                for c in classes}
-
-    return {
-        "tstr_macro_f1": mean_std([e["tstr"]["macro_f1"] for e in paired]),
-        "trtr_macro_f1": mean_std([e["trtr"]["macro_f1"] for e in paired]),
-        "trtr_macro_f1_all_seeds": mean_std([e["trtr"]["macro_f1"] for e in entries]),
-        "ratio": mean_std([e["ratio"] for e in paired]),
-        "tstr_accuracy": mean_std([e["tstr"]["accuracy"] for e in paired]),
-        "tstr_macro_f1_supported": mean_std([e["tstr"]["macro_f1_supported"] for e in paired]),
-        "trtr_macro_f1_supported": mean_std([e["trtr"]["macro_f1_supported"] for e in paired]),
-        "copy_rate": mean_std([e["copy_rate"] for e in paired]),
-        "per_class_f1_tstr": per_class("tstr", paired),
-        "per_class_f1_trtr": per_class("trtr", paired or entries),
-    }
+    def check(self) -> None:
+        unknown = [a for a in self.axes if a not in AXES]
+        if unknown or not self.axes:
+            raise NtgError(f"unknown evaluation axis {unknown[0] if unknown else None!r}; choose from {list(AXES)}")
+        if self.split_seeds < 1:
+            raise NtgError(f"--split-seeds must be at least 1, not {self.split_seeds}")
+        bad = [c for c in self.classifiers if c not in CLASSIFIERS]
+        if bad or not self.classifiers:
+            raise NtgError(f"unknown classifier {bad[0] if bad else None!r}; choose from {list(CLASSIFIERS)}")
+        if self.augmentation_seeds < 1 or self.cost_flows < 1 or self.cost_batch < 1:
+            raise NtgError("--augmentation-seeds, cost flows and cost batch must be at least 1")
+        if self.reference not in ("val", "test"):
+            raise NtgError(f"the reference split must be 'val' or 'test', not {self.reference!r}")
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -193,172 +109,172 @@ def evaluate(
     generator: Generator | str | Path | None = None,
     synthetic: FlowTable | str | Path | None = None,
     out_dir: str | Path | None = None,
-    axes: Sequence[str] = AXES,
-    split_seeds: int = 3,
-    retrain: bool = False,
-    n_packets: int | None = None,
-    progress: bool = True,
-    classifiers: Sequence[str] = CLASSIFIERS,
-    fractions: Sequence[float] = FRACTIONS,
-    augmentation_seeds: int = 3,
-    cost_flows: int = 2048,
-    cost_batch: int = 256,
-    classifier_options: dict[str, dict[str, Any]] | None = None,
-    augmentation_refit: bool = True,
+    settings: EvaluateSettings | None = None,
+    *,
     force: bool = False,
+    **options: Any,
 ) -> dict[str, Any]:
-    """Evaluate on ``axes`` and return the report dict; with ``out_dir``, write ``report.json``,
-    ``report.md`` and ``figures/`` there (the folder is replaced atomically as a whole).
+    """Evaluate and return the report dict; with ``out_dir``, write ``report.json``, ``report.md`` and
+    ``figures/`` there, updated after every axis.
 
-    ``classifier_options`` maps a classifier name to constructor options (e.g. ``{"rf": {"n_estimators":
-    50}}``); augmentation uses the ``"rf"`` options. ``augmentation_refit=False`` skips the "generator trained
-    on the fraction alone" rows (one fit per fraction and seed: costly for neural families on a CPU).
+    ``settings`` (an :class:`EvaluateSettings`) or its fields as keywords (``axes=``, ``split_seeds=``,
+    ``profile="fast"``, ...). ``force`` lets ``out_dir`` replace a folder that is not an earlier report.
+    Raises :class:`EvaluationFailed` after writing the report when an axis failed.
     """
-    from ntg.utils.io import claim_output_dir
+    if settings is None:
+        settings = EvaluateSettings.for_profile(options.pop("profile", "full") or "full", **options)
+    elif options:
+        raise NtgError("give evaluate either settings= or keyword options, not both")
+    if out_dir is not None:
+        from ntg.utils.io import claim_output_dir
 
-    claim_output_dir(out_dir, "report", force=force)  # before any work: never over a folder ntg did not write
-    options = {k: dict(v) for k, v in (classifier_options or {}).items()}
+        claim_output_dir(out_dir, "report", force=force)  # before any work: never over a folder ntg did not write
+    started = time.perf_counter()
+    dataset = PreparedDataset.load(data_dir)
+    ctx = _context(dataset, load_source(generator, synthetic), settings)
+    for warning in ctx.warnings:
+        print(f"ntg: warning: {warning}", file=sys.stderr)
+    report = _new_report(ctx, data_dir)
+    status: dict[str, dict[str, Any]] = {a: {"status": "pending"} for a in axis_order(settings.axes)}
+    report["settings"]["axes_status"] = status
+    if out_dir is not None:
+        _write(report, out_dir, fresh=True)
+    for axis in status:
+        t0 = time.perf_counter()
+        try:
+            report[axis] = AXIS_STEPS[axis](ctx)
+            status[axis] = {"status": "done" if report[axis] is not None else "skipped"}
+        except Exception as err:  # noqa: BLE001 - one axis's failure must not lose the others
+            status[axis] = {"status": "failed", "error": _one_line(err),
+                            "traceback": traceback.format_exc(limit=-8)}
+        status[axis]["seconds"] = round(time.perf_counter() - t0, 3)
+        ctx.tick()
+        _finish(report, ctx, started)
+        if out_dir is not None:
+            _write(report, out_dir)
+    ctx.bar.close()
+    if out_dir is not None:
+        _write_figures(report, out_dir, ctx)
+    failed = [a for a, s in status.items() if s["status"] == "failed"]
+    if failed:
+        where = f"; the other axes are in {Path(out_dir) / 'report.md'}" if out_dir is not None else ""
+        raise EvaluationFailed(f"evaluation axis {failed[0]!r} failed: {status[failed[0]]['error']}"
+                               + (f" (and {failed[1:]})" if len(failed) > 1 else "") + where, report)
+    return report
+
+
+def _context(dataset: PreparedDataset, source: Source, settings: EvaluateSettings) -> _Context:
+    from ntg.evaluation.sources import provenance_warnings
+
+    if settings.retrain and source.generator is None:
+        raise NtgError("--retrain needs --generator RUN_DIR (a synthetic file cannot be re-fitted)")
+    if len(dataset.split(settings.reference)) == 0 or len(dataset.train) == 0:
+        raise NtgError(f"{dataset.root}: the train and {settings.reference} splits need flows; re-prepare the "
+                       "dataset with non-empty splits")
+    warnings = provenance_warnings(source, dataset)
+    seeds = split_seeds(dataset, settings.split_seeds)
+    if "tstr" in settings.axes and len(seeds) > 1 and not settings.retrain:
+        warnings.append(f"TSTR uses split seed {seeds[0]} only (the generator's own split); TRTR uses all "
+                        f"{len(seeds)} — pass --retrain for TSTR over every split seed")
+    n = packet_window(dataset, source.sampler, settings.n_packets)
+    ctx = _Context(dataset=dataset, source=source, settings=settings, n=n, seeds=seeds,
+                   reference=settings.reference, fit_like=generator_factory(source), warnings=warnings)
     from tqdm.auto import tqdm
 
+    steps = len(settings.axes) + (len(seeds) * len(settings.classifiers) if "tstr" in settings.axes else 0)
+    ctx.bar = tqdm(total=steps, desc="evaluate", disable=not settings.progress)
+    ctx.tick = lambda: ctx.bar.update(1)
+    return ctx
+
+
+@dataclass
+class _Context(AxisContext):
+    bar: Any = None
+
+
+def _new_report(ctx: _Context, data_dir: str | Path) -> dict[str, Any]:
     import ntg
 
-    axes = tuple(axes)
-    unknown = [a for a in axes if a not in AXES]
-    if unknown:
-        raise NtgError(f"unknown evaluation axis {unknown[0]!r}; choose from {list(AXES)}")
-    if split_seeds < 1:
-        raise NtgError(f"split_seeds must be at least 1, not {split_seeds}")
-    dataset = PreparedDataset.load(data_dir)
-    gen, synth_table, source, run_dir, run = _load_source(generator, synthetic)
-    if retrain and gen is None:
-        raise NtgError("--retrain needs --generator RUN_DIR (a synthetic file cannot be re-fitted)")
-    n = int(n_packets or (gen.n_packets if gen is not None else dataset.meta.get("n_packets", DEFAULT_N)))
-    n = min(n, dataset.flows.max_packets)
-    if gen is not None and n > gen.n_packets:
-        raise NtgError(f"--n-packets {n} exceeds the generator's n_packets={gen.n_packets}; pass fewer")
-    if synth_table is not None:
-        n = min(n, synth_table.max_packets)
-    warnings: list[str] = []
-    fit_like = _generator_factory(gen, run, progress) if gen is not None else None
-
-    seeds = _split_seeds(dataset, split_seeds)
-    sources: dict[int, Generator | FlowTable | None] = {seeds[0]: gen if gen is not None else synth_table}
-    need_tstr = "tstr" in axes
-    if need_tstr and len(seeds) > 1:
-        if retrain:
-            for seed in seeds[1:]:
-                split = _resplit(dataset, seed)
-                sources[seed] = fit_like(split.train, split.val, seed)
-        else:
-            warnings.append(f"TSTR uses split seed {seeds[0]} only (the generator's own split); TRTR uses "
-                            f"all {len(seeds)} — pass --retrain for TSTR over every split seed")
-
-    steps = (len(seeds) * len(classifiers) if need_tstr else 0) + sum(a in axes for a in AXES if a != "tstr")
-    bar = tqdm(total=steps, desc="evaluate", disable=not progress)
-    started = time.perf_counter()
-    train, test = dataset.train.first(n), dataset.test.first(n)
+    d = ctx.dataset
     report: dict[str, Any] = dict.fromkeys(report_mod.TOP_LEVEL_KEYS)
-    figures_data: dict[str, Any] = {}
-    synthetic_sets: dict[int, FlowTable] = {}
-
-    if need_tstr:
-        report["tstr"], synthetic_sets = _tstr_axis(dataset, seeds, sources, classifiers, n, bar, options)
-    main_synth = synthetic_sets.get(seeds[0]) or synthetic_like(sources[seeds[0]], train, seed=seeds[0])
-
-    if "fidelity" in axes:
-        from ntg.evaluation.fidelity import fidelity_report
-
-        synth_test = synthetic_like(sources[seeds[0]], test, seed=seeds[0] + 101)
-        details = fidelity_report(test, synth_test, per_class=True, seed=0)
-        report["fidelity"] = {
-            "reference": "test", "n_real": len(test), "n_synthetic": len(synth_test),
-            "score": details["score"], "score_parts": details["score_parts"], "details": details,
-        }
-        figures_data["distributions"] = synth_test
-        bar.update(1)
-    if "privacy" in axes:
-        details = _privacy(train, test, main_synth)
-        if details is None:
-            warnings.append("privacy axis skipped: ntg.evaluation.privacy is not available")
-        else:
-            keys = ("copy_rate", "natural_copy_rate", "copy_excess", "flag_memorisation")
-            report["privacy"] = {
-                "reference": "train", "n_train": len(train), "n_test": len(test),
-                "n_synthetic": len(main_synth), **{k: details[k] for k in keys}, "details": details,
-            }
-        bar.update(1)
-    if "augmentation" in axes:
-        def fraction_generator(subset: FlowTable, seed: int) -> Generator:
-            return fit_like(subset, None, seed)
-
-        report["augmentation"] = run_augmentation(
-            train, test, synthetic_source=sources[seeds[0]],
-            fraction_generator=fraction_generator if fit_like is not None and augmentation_refit else None,
-            fractions=fractions, seeds=tuple(range(augmentation_seeds)), classifier="rf", n_packets=n,
-            progress=progress, classifier_options=options.get("rf"),
-        )
-        bar.update(1)
-    if "cost" in axes:
-        if gen is None:
-            warnings.append("cost axis skipped: it needs a generator, not a synthetic file")
-        else:
-            from ntg.evaluation.cost import measure_cost
-
-            report["cost"] = measure_cost(gen, run_dir, n_flows=cost_flows, batch=cost_batch, seed=seeds[0])
-        bar.update(1)
-    bar.close()
-
+    source_meta = d.meta.get("source")
     report.update(
         schema_version=report_mod.REPORT_SCHEMA_VERSION,
         created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         ntg_version=getattr(ntg, "__version__", None),
-        data={"path": str(Path(data_dir)), "classes": dataset.classes, "stored_split_seed": seeds[0],
-              "flows": {"train": len(dataset.train), "val": len(dataset.val), "test": len(dataset.test)}},
-        source=source,
-        settings={"axes": list(axes), "n_packets": n, "split_seeds": seeds, "retrain": retrain,
-                  "classifiers": list(classifiers), "augmentation_fractions": [float(f) for f in fractions],
-                  "augmentation_seeds": augmentation_seeds, "augmentation_refit": augmentation_refit,
-                  "classifier_options": options,
-                  "wall_s": time.perf_counter() - started},
+        data={"path": str(Path(data_dir)), "name": source_meta.get("name") if isinstance(source_meta, dict) else None,
+              "described_as": dataset_name(d.meta, d.root), "classes": d.classes, "stored_split_seed": ctx.seeds[0],
+              "flows": {"train": len(d.train), "val": len(d.val), "test": len(d.test)}},
+        source=ctx.source.record,
+        settings={**_settings_record(ctx.settings), "n_packets": ctx.n, "split_seeds": ctx.seeds},
         figures={},
-        warnings=warnings,
+        warnings=ctx.warnings,
     )
     report["headline"] = report_mod.headline(report)
-    if out_dir is not None:
-        write_all(report, out_dir, test, figures_data.get("distributions", main_synth), n)
     return report
 
 
+def _settings_record(settings: EvaluateSettings) -> dict[str, Any]:
+    record = asdict(settings)
+    record["augmentation_fractions"] = record.pop("fractions")
+    for key in ("axes", "classifiers", "augmentation_fractions"):
+        record[key] = list(record[key])
+    return record
+
+
+def _finish(report: dict[str, Any], ctx: _Context, started: float) -> None:
+    """Headline, warnings (failed and pending axes named) and wall time after an axis."""
+    status = report["settings"]["axes_status"]
+    notes = [f"axis {a} failed: {s['error']}" for a, s in status.items() if s["status"] == "failed"]
+    pending = [a for a, s in status.items() if s["status"] == "pending"]
+    if pending:
+        notes.append(f"evaluation in progress: axes {pending} still to run")
+    report["warnings"] = [*ctx.warnings, *notes]
+    report["settings"]["wall_s"] = time.perf_counter() - started
+    report["headline"] = report_mod.headline(report)
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, NtgError) else f"{type(err).__name__}: {text}"
+
+
+def _write(report: dict[str, Any], out_dir: str | Path, fresh: bool = False) -> None:
+    """``report.json`` + ``report.md`` (each atomically); ``fresh`` replaces the folder as a whole first, so
+    nothing of an earlier report (figures of axes not run now) survives."""
+    if fresh:
+        from ntg.utils.io import atomic_dir
+
+        with atomic_dir(out_dir) as tmp:
+            report_mod.write_report(report, tmp)
+    else:
+        report_mod.write_report(report, out_dir)
+
+
+def _write_figures(report: dict[str, Any], out_dir: str | Path, ctx: _Context) -> None:
+    """The figures of the axes that finished, then the report again with them (a figure that cannot be drawn is
+    a warning, never a lost report)."""
+    flows = ctx.figure_flows
+    try:
+        report["figures"] = report_mod.write_figures(
+            report, out_dir, flows.get("reference"), flows.get("synthetic"), ctx.n,
+            train=ctx.dataset.train.first(ctx.n))
+    except Exception as err:  # noqa: BLE001 - the numbers are written already; keep them
+        report["warnings"].append(f"figures not drawn: {_one_line(err)}")
+    report_mod.write_report(report, out_dir)
+
+
 def write_all(
-    report: dict[str, Any], out_dir: str | Path, real_test: FlowTable, synth: FlowTable, n: int,
-    force: bool = False,
+    report: dict[str, Any], out_dir: str | Path, real_test: FlowTable | None, synth: FlowTable | None, n: int,
+    force: bool = False, train: FlowTable | None = None,
 ) -> Path:
-    """Figures, ``report.json`` and ``report.md`` into ``out_dir``, replaced as a whole (atomically)."""
+    """Figures, ``report.json`` and ``report.md`` of a finished report into ``out_dir``, replaced as a whole."""
     from ntg.utils.io import atomic_dir, claim_output_dir
 
     claim_output_dir(out_dir, "report", force=force, mark=False)
-
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
-        figures = tmp / "figures"
-        names: dict[str, str] = {}
-        if report["tstr"]:
-            first = report["tstr"]["split_seeds"][0]
-            for entry in report["tstr"]["per_seed"]:
-                if entry["seed"] != first:
-                    continue
-                for kind in ("tstr", "trtr"):
-                    if entry[kind]:
-                        name = f"confusion_{kind}_{entry['classifier']}"
-                        report_mod.plot_confusion(entry[kind], figures / f"{name}.png",
-                                                  f"{kind.upper()} {entry['classifier']}, split seed {first}")
-                        names[name] = f"figures/{name}.png"
-        report_mod.plot_distributions(real_test, synth, n, figures / "distributions.png")
-        names["distributions"] = "figures/distributions.png"
-        if report["augmentation"]:
-            report_mod.plot_augmentation(report["augmentation"], figures / "augmentation.png")
-            names["augmentation"] = "figures/augmentation.png"
-        report["figures"] = names
+        report["figures"] = report_mod.write_figures(report, tmp, real_test, synth, n, train=train)
         report_mod.write_report(report, tmp)
     return out_dir
 

@@ -24,15 +24,16 @@ synthetic flows sit much closer to the training flows than fresh real flows do. 
 always fails it.
 
 Everything that depends on the real data only (the training flows' exact-copy signatures and nearest-neighbour
-index, the hold-out's DCR and natural copy rate, the TRTR score) is computed once per process and dataset and
-reused by later calls: a search evaluates many generators against the same data.
+index, the hold-out's DCR and natural copy rate; the TRTR fit through :func:`~ntg.evaluation.tstr.fit_predict`'s
+cache) is computed once per process and dataset and reused by later calls: a search evaluates many generators
+against the same data.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,16 +41,17 @@ import numpy as np
 from sklearn.neighbors import NearestNeighbors
 
 from ntg.data.dataset import PreparedDataset
-from ntg.data.schema import DEFAULT_N, FlowTable
+from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
+from ntg.evaluation.axes import FIDELITY_SEED_OFFSET
 from ntg.evaluation.fidelity import fidelity_report
 from ntg.evaluation.joint import feature_scaler, raw_flow_features
 from ntg.evaluation.privacy import IAT_RESOLUTION, flow_signatures, memorisation_threshold
+from ntg.evaluation.sources import packet_window
 from ntg.evaluation.tstr import synthetic_like, train_and_score
 from ntg.models.base import Generator
 
 DCR_FRACTION = 0.5  # synthetic flows may sit at most twice as close to training flows as held-out real flows
-FIDELITY_SEED_OFFSET = 101  # the full report draws its fidelity sample with seed + 101 as well
 FAST_SPLITS = ("val", "test")
 SCORE_KEYS = ("fidelity", "tstr_f1", "trtr_f1", "copy_rate", "natural_copy_rate", "dcr_synth_median",
               "dcr_holdout_median", "eval_seconds")
@@ -80,7 +82,6 @@ class _RealReference:
 
 
 _REFERENCES: dict[tuple, _RealReference] = {}
-_TRTR: dict[tuple, float] = {}
 
 
 def _reference(dataset: PreparedDataset, split: str, n: int) -> _RealReference:
@@ -98,16 +99,12 @@ def _reference(dataset: PreparedDataset, split: str, n: int) -> _RealReference:
     return _REFERENCES[key]
 
 
-def _window(dataset: PreparedDataset, source: Generator | FlowTable, n_packets: int | None) -> int:
-    """The packet window: ``n_packets`` or the generator's, capped by what the data and the source store."""
-    if isinstance(source, Generator):
-        n = int(n_packets or source.n_packets)
-        if n > source.n_packets:
-            raise NtgError(f"n_packets={n} exceeds the generator's n_packets={source.n_packets}; pass fewer")
-    else:
-        n = int(n_packets or dataset.meta.get("n_packets", DEFAULT_N))
-        n = min(n, source.max_packets)
-    return min(n, dataset.flows.max_packets)
+def privacy_gate(privacy: Mapping[str, Any]) -> bool:
+    """The search's privacy constraint on :func:`~ntg.evaluation.privacy.privacy_report`'s figures: memorisation
+    not flagged (``copy_rate ≤ natural_copy_rate + copy_threshold``) and ``dcr_median ≥ DCR_FRACTION ·
+    dcr_test_median``."""
+    return bool(privacy["copy_rate"] <= privacy["natural_copy_rate"] + privacy["copy_threshold"]
+                and privacy["dcr_median"] >= DCR_FRACTION * privacy["dcr_test_median"])
 
 
 def fast_scores(
@@ -131,7 +128,7 @@ def fast_scores(
     if len(dataset.split(split)) == 0 or len(dataset.train) == 0:
         raise NtgError(f"{dataset.root}: the train and {split} splits need flows for the fast profile; "
                        "re-prepare the dataset with non-empty splits")
-    n = _window(dataset, gen_or_synth, n_packets)
+    n = packet_window(dataset, gen_or_synth, n_packets)
     ref = _reference(dataset, split, n)
     options = dict(classifier_options or {})
 
@@ -144,15 +141,16 @@ def fast_scores(
     scores: dict[str, Any] = {
         "fidelity": fidelity,
         "tstr_f1": tstr,
-        "trtr_f1": _trtr(dataset, ref, split, n, seed, options),
+        "trtr_f1": train_and_score(ref.train, ref.holdout, "rf", n, seed, dataset.classes, options)["macro_f1"],
         "copy_rate": copy_rate,
         "natural_copy_rate": ref.natural_copy_rate,
         "dcr_synth_median": dcr_synth,
         "dcr_holdout_median": ref.dcr_holdout_median,
     }
     margin = memorisation_threshold(copy_rate, ref.natural_copy_rate, len(synth), len(ref.holdout))
-    scores["privacy_ok"] = bool(copy_rate <= ref.natural_copy_rate + margin
-                                and dcr_synth >= DCR_FRACTION * ref.dcr_holdout_median)
+    scores["privacy_ok"] = privacy_gate({"copy_rate": copy_rate, "natural_copy_rate": ref.natural_copy_rate,
+                                         "copy_threshold": margin, "dcr_median": dcr_synth,
+                                         "dcr_test_median": ref.dcr_holdout_median})
     scores["eval_seconds"] = time.perf_counter() - started
     for key in SCORE_KEYS:
         value = float(scores[key])
@@ -165,12 +163,3 @@ def fast_scores(
 
 def _first(flows: FlowTable, n: int) -> FlowTable:
     return flows.first(n) if flows.max_packets > n else flows
-
-
-def _trtr(dataset: PreparedDataset, ref: _RealReference, split: str, n: int, seed: int,
-          options: dict[str, Any]) -> float:
-    """TRTR macro-F1, once per dataset, split, window, seed and classifier options."""
-    key = (str(dataset.root.resolve()), split, n, seed, json.dumps(options, sort_keys=True, default=str))
-    if key not in _TRTR:
-        _TRTR[key] = train_and_score(ref.train, ref.holdout, "rf", n, seed, dataset.classes, options)["macro_f1"]
-    return _TRTR[key]

@@ -17,6 +17,8 @@
 ``copy_excess``               copy_rate − natural_copy_rate
 ``copy_threshold``            the excess above which memorisation is flagged
 ``flag_memorisation``         bool: copy_excess > copy_threshold
+``dcr_quantiles``             ``{"synthetic", "holdout"}``: the 0, 1, ..., 100th percentiles of both DCRs (the
+                              report's DCR figure draws them)
 ============================  ==============================================================================
 
 *Exact copy* (:func:`flow_signatures`): same stored length min(n_packets, N), and at every stored position
@@ -44,6 +46,7 @@ from ntg.evaluation.joint import feature_scaler, raw_flow_features
 IAT_RESOLUTION = 1e-3  # seconds
 MIN_EXCESS = 0.05
 EXCESS_SIGMAS = 3.0
+QUANTILES = np.arange(101)
 
 
 def flow_signatures(flows: FlowTable, iat_resolution: float = IAT_RESOLUTION) -> np.ndarray:
@@ -112,4 +115,6 @@ def privacy_report(
         "copy_excess": copy_rate - natural,
         "copy_threshold": threshold,
         "flag_memorisation": bool(copy_rate - natural > threshold),
+        "dcr_quantiles": {"synthetic": np.percentile(dcr, QUANTILES).tolist(),
+                          "holdout": np.percentile(dcr_test, QUANTILES).tolist()},
     }

@@ -7,6 +7,8 @@ generator only ever saw the real training split, and no classifier ever trains o
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,9 +17,12 @@ import numpy as np
 from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.evaluation.classifiers import make_classifier
+from ntg.evaluation.features import flat_features
 from ntg.models.base import Generator
 
 MIN_SUPPORT = 10  # classes with at least this many test flows enter ``macro_f1_supported``
+CACHE_SIZE = 16  # predictions kept by :func:`fit_predict`
+_PREDICTIONS: OrderedDict[str, np.ndarray] = OrderedDict()
 
 
 def classification_scores(
@@ -88,6 +93,44 @@ def synthetic_for_counts(source: Generator | FlowTable, counts: dict[str, int], 
     return source.take(np.concatenate(picks))
 
 
+def fit_predict(
+    train: FlowTable,
+    test: FlowTable,
+    classifier: str = "rf",
+    n_packets: int = 10,
+    seed: int = 0,
+    options: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """Labels predicted for ``test`` by ``classifier`` fitted on ``train``.
+
+    The last :data:`CACHE_SIZE` results are kept, keyed by the classifier's inputs (the flows' feature rows and
+    labels, classifier, window, seed, options), because evaluations repeat the same fit: TRTR is the same for
+    every generator judged on a dataset, and augmentation's ceiling is the stored split's TRTR. Seeded fits are
+    deterministic, so a cached prediction is the one a new fit would make.
+    """
+    options = dict(options or {})
+    key = _fingerprint(flat_features(train, n_packets), train.labels.astype(str), flat_features(test, n_packets),
+                       repr((classifier, n_packets, seed, sorted((k, v) for k, v in options.items()
+                                                              if k != "n_jobs"))))
+    if key in _PREDICTIONS:
+        _PREDICTIONS.move_to_end(key)
+        return _PREDICTIONS[key]
+    model = make_classifier(classifier, n_packets=n_packets, seed=seed, **options).fit(train)
+    _PREDICTIONS[key] = model.predict(test)
+    while len(_PREDICTIONS) > CACHE_SIZE:
+        _PREDICTIONS.popitem(last=False)
+    return _PREDICTIONS[key]
+
+
+def _fingerprint(*parts: Any) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    for part in parts:
+        arr = np.asarray(part)
+        digest.update(repr((arr.dtype.str, arr.shape)).encode())
+        digest.update(arr.tobytes() if arr.dtype != object else "\x1f".join(map(str, arr.ravel())).encode())
+    return digest.hexdigest()
+
+
 def train_and_score(
     train: FlowTable,
     test: FlowTable,
@@ -98,8 +141,7 @@ def train_and_score(
     options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit ``classifier`` (constructor ``options``, e.g. ``n_estimators``) on ``train``; score on ``test``."""
-    model = make_classifier(classifier, n_packets=n_packets, seed=seed, **(options or {})).fit(train)
-    return classification_scores(test.labels, model.predict(test), classes)
+    return classification_scores(test.labels, fit_predict(train, test, classifier, n_packets, seed, options), classes)
 
 
 def tstr_trtr(
