@@ -188,10 +188,10 @@ def plot_fidelity_vs_cost(points: dict[str, tuple[float, float]], path: str | Pa
 # ---------------------------------------------------------------------------------------------- all of them
 def dcr_samples(
     report: dict[str, Any], train: FlowTable | None, holdout: FlowTable | None, synth: FlowTable | None
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int]] | None:
-    """(synthetic, held-out, their flow counts) for :func:`plot_dcr`: the privacy axis's own percentiles when
-    it recorded them (``details["dcr_quantiles"]``: the figure then matches the table), else recomputed from
-    the flows given, else None."""
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int] | None] | None:
+    """(synthetic, held-out, sizes) for :func:`plot_dcr`: the privacy axis's own percentiles and flow counts
+    when it recorded them (``details["dcr_quantiles"]``: the figure then matches the table), else distances
+    recomputed from the flows given (sizes None), else None."""
     privacy = report.get("privacy")
     if not privacy:
         return None
@@ -207,8 +207,7 @@ def dcr_samples(
     train, synth, n = common_window(train, synth)
     train, holdout, n = common_window(train, holdout)
     synth = synth.first(n) if synth.max_packets > n else synth
-    sizes = (len(synth), len(holdout))
-    return distance_to_closest_record(synth, train), distance_to_closest_record(holdout, train), sizes
+    return distance_to_closest_record(synth, train), distance_to_closest_record(holdout, train), None
 
 
 def write_figures(
