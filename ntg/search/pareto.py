@@ -153,7 +153,8 @@ def _number(value: Any) -> float:
 
 def _finish_order(frame: pd.DataFrame) -> np.ndarray:
     """Rank by finishing time (ISO strings), then Optuna number, then id: the x axis of the history."""
-    keys = pd.DataFrame({"finished": pd.to_datetime(frame["finished"], errors="coerce", utc=True),
+    finished = pd.to_datetime(frame["finished"], errors="coerce", utc=True, format="ISO8601")
+    keys = pd.DataFrame({"finished": finished,
                          "number": pd.to_numeric(frame["number"], errors="coerce"), "id": frame["trial_id"]})
     order = keys.sort_values(["finished", "number", "id"], na_position="last", kind="stable").index
     ranks = np.empty(len(frame), dtype=int)

@@ -55,6 +55,18 @@ def _log_axis(trials: pd.DataFrame, objective: Objective) -> bool:
     return objective.name in LOG_SCALED and len(values) > 0 and bool((values > 0).all())
 
 
+def _set_scale(ax: object, axis: str, trials: pd.DataFrame, objective: Objective) -> None:
+    """Log axis for compute objectives; symmetric-log when some trials cost 0 (baselines) beside large ones."""
+    from ntg.search.pareto import LOG_SCALED
+
+    values = trials[objective.name].dropna() if objective.name in trials else pd.Series(dtype=float)
+    setter = getattr(ax, f"set_{axis}scale")
+    if _log_axis(trials, objective):
+        setter("log")
+    elif objective.name in LOG_SCALED and len(values) and (values >= 0).all() and values.max() > 100:
+        setter("symlog", linthresh=1.0)
+
+
 def plot_front_png(result: FrontResult, path: Path) -> Path:
     import matplotlib
 
@@ -79,10 +91,8 @@ def plot_front_png(result: FrontResult, path: Path) -> Path:
     if len(line):
         ax.step(line[x.name], line[y.name], where="post", color="black", linewidth=1.2, zorder=2,
                 label=f"Pareto front of {y.name} vs {x.name}")
-    if _log_axis(trials, x):
-        ax.set_xscale("log")
-    if _log_axis(trials, y):
-        ax.set_yscale("log")
+    _set_scale(ax, "x", trials, x)
+    _set_scale(ax, "y", trials, y)
     ax.set_xlabel(x.label if x.name != "finished_order" else "trial (finishing order)")
     ax.set_ylabel(y.label)
     ax.set_title(f"Sweep front: {len(result.front)} of {int(trials['competing'].sum())} feasible trials; "
