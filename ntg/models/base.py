@@ -93,16 +93,7 @@ class Generator(ABC):
     # ------------------------------------------------------------------ hyperparameters
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable), as scikit-learn's ``get_params``."""
-        import inspect
-
-        names = []
-        for klass in type(self).__mro__:
-            if klass is object or "__init__" not in vars(klass):
-                continue
-            for p in inspect.signature(klass.__init__).parameters.values():
-                if p.name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.name not in names:
-                    names.append(p.name)
-        return {name: getattr(self, name) for name in names}
+        return {name: getattr(self, name) for name in class_settings(type(self))}
 
     # ------------------------------------------------------------------ learning and sampling
     def fit(

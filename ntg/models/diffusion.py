@@ -163,7 +163,7 @@ class DiffusionGenerator(NeuralGenerator):
 
     # ------------------------------------------------------------------ NeuralGenerator
     def prepare(self, train: FlowTable) -> None:
-        train = training_packets(train, self.n_packets, "diffusion")
+        train = training_packets(train, self.n_packets, self.family)
         self._learn_classes(train)
         self.codec_ = FlowMatrixCodec.fit(train, self.n_packets)
         self.module = self.build_module()
