@@ -13,6 +13,7 @@ import importlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from ntg import __version__
 from ntg.errors import NtgError
@@ -29,8 +30,15 @@ EPILOG = """examples:
 """
 
 
+class NtgParser(argparse.ArgumentParser):
+    """Usage errors (a missing option, ``--n abc``) end like every other user error: one line, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"ntg: error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = NtgParser(
         prog="ntg",
         description="ntg — lightweight generative models of network traffic: learn from real captures, "
         "synthesise labelled biflows, and judge them on fidelity, utility, privacy and cost.",

@@ -1,0 +1,342 @@
+"""``ntg sweep``: a multi-objective search run by Ray Tune, proposed by Optuna, persisted and resumable.
+
+The sweep folder holds ``sweep.json`` (space, objectives, settings), ``trials/<id>.json`` + the generators
+(written by the driver as each trial finishes), the Optuna study (``study.db``, SQLite, by default) and Ray
+Tune's experiment folders (``tune/run-<k>``, one per session of the sweep).
+
+Resuming (``--resume`` or the same command again) does not un-pickle Tune's experiment state: the trial
+records are the ground truth. A new Tune run is started for the trials still missing, with the same Optuna
+study (so the sampler learns from every finished trial); Optuna trials that a killed driver left RUNNING are
+told from their record when one was written, else marked FAIL and their configuration is enqueued so it is
+trained again first (from scratch). Tune's own snapshot could be up to ten seconds stale and would retrain
+trials finished after it; the records cannot be.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ntg.errors import NtgError
+from ntg.search.objectives import Objective, parse_objectives
+from ntg.search.records import check_or_write_sweep, load_trial_records, now_iso
+
+STUDY_NAME = "ntg-sweep"
+DEFAULT_STORAGE = "study.db"
+SAMPLERS = ("tpe", "nsga2", "random")
+SCHEDULERS = ("fifo", "asha")
+OBJECT_STORE_BYTES = 500 * 1024 * 1024
+
+
+@dataclass
+class SweepOptions:
+    """Everything ``ntg sweep`` takes (see ``ntg sweep --help``)."""
+
+    spaces: Sequence[str | Path]
+    data_dir: str | Path
+    n_trials: int
+    out: str | Path
+    objectives: str | Sequence[str] | None = None
+    sampler: str = "tpe"
+    seed: int = 0
+    concurrency: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_epochs: int | None = None
+    time_budget_s: float | None = None
+    max_parameters: int | None = None
+    scheduler: str = "fifo"
+    study_storage: str | None = None
+    address: str | None = None
+    resume: bool = False
+
+
+def parse_duration(text: str | None) -> float | None:
+    """``90``, ``90s``, ``30m``, ``2h``, ``1h30m`` → seconds."""
+    if text is None:
+        return None
+    parts = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not parts or not any(parts.groups()):
+        raise NtgError(f"--time-budget {text!r}: write seconds or a duration such as 90s, 30m, 2h or 1h30m")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in parts.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise NtgError(f"--time-budget {text!r} must be positive")
+    return total
+
+
+def open_storage(spec: str | None, sweep_dir: Path) -> tuple[Any, str, str]:
+    """The Optuna storage object, its form for sweep.json (relative to the sweep folder when inside it) and
+    the ``optuna-dashboard`` argument that opens it."""
+    import optuna
+    from optuna.storages import JournalStorage, RDBStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    spec = spec or DEFAULT_STORAGE
+    if spec.startswith("journal:"):
+        path = Path(spec[len("journal:"):]).expanduser()
+        path = path if path.is_absolute() else sweep_dir / path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path))), "journal:" + _relative(path, sweep_dir), str(path)
+    if "://" in spec:
+        try:
+            return RDBStorage(spec), spec, spec
+        except (ImportError, ValueError, optuna.exceptions.OptunaError) as err:
+            raise NtgError(f"--study-storage {spec!r}: {err}; give an SQLAlchemy URL or journal:PATH") from None
+    path = Path(spec).expanduser()
+    path = path if path.is_absolute() else sweep_dir / path
+    url = f"sqlite:///{path.resolve()}"
+    return RDBStorage(url), _relative(path, sweep_dir), url
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def make_sampler(name: str, seed: int, concurrency: int) -> Any:
+    """Optuna's TPE (seeded; a constant liar when trials run in parallel), NSGA-II or random sampler.
+
+    Feasibility reaches them as trial constraints (``trial.set_constraint``), which Optuna 5's samplers and
+    ``study.best_trials`` read.
+    """
+    import optuna
+
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=concurrency > 1)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=max(4, 2 * concurrency))
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise NtgError(f"--sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+
+
+def repair_study(study: Any, records: Sequence[dict[str, Any]], space: Any, max_parameters: int) -> int:
+    """Finish Optuna trials a killed driver left RUNNING/WAITING; returns how many were repaired.
+
+    A trial with a record is told its recorded objectives (the record was written, the tell was not); one
+    without is marked FAIL and its configuration enqueued, so the next trial trains it again from scratch.
+    """
+    import optuna
+
+    from ntg.search.driver import mark_feasibility
+
+    by_number = {r.get("number"): r for r in records}
+    names = [name for name in study.user_attrs.get("objectives", [])]
+    repaired = 0
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
+                                                           optuna.trial.TrialState.WAITING)):
+        record = by_number.get(frozen.number)
+        trial = optuna.trial.Trial(study, frozen._trial_id)
+        if record is not None and record.get("status") in ("complete", "infeasible") and names:
+            mark_feasibility(trial, record, max_parameters)
+            study.tell(trial, [float(record["objectives"][n]) for n in names])
+        else:
+            state = optuna.trial.TrialState.FAIL if frozen.state == optuna.trial.TrialState.RUNNING else None
+            if state is not None:
+                study.tell(trial, state=state)
+                if frozen.params and record is None:
+                    study.enqueue_trial(dict(frozen.params), skip_if_exists=False)
+        repaired += 1
+    return repaired
+
+
+def run_sweep(options: SweepOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run (or continue) the sweep to ``options.n_trials`` trials in all; returns a summary."""
+    import ntg
+    from ntg.search.space import load_spaces
+
+    objectives = parse_objectives(options.objectives)
+    space = load_spaces(list(options.spaces), options.max_parameters)
+    _check_options(options)
+    sweep_dir = Path(options.out).expanduser().resolve()
+    if sweep_dir.exists() and not sweep_dir.is_dir():
+        raise NtgError(f"{sweep_dir}: exists and is not a folder; choose another --out")
+    data_dir = Path(options.data_dir).expanduser().resolve()
+    if not (data_dir / "meta.json").exists():
+        raise NtgError(f"{data_dir}: not a prepared dataset (no meta.json); run `ntg data prepare` first")
+    if options.resume and not (sweep_dir / "sweep.json").exists():
+        raise NtgError(f"{sweep_dir}: no sweep.json to resume; drop --resume to start a new sweep there")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    stored_storage = _stored(sweep_dir, "study_storage")
+    storage, storage_text, dashboard = open_storage(options.study_storage or stored_storage, sweep_dir)
+    meta = {
+        "objectives": [{"name": o.name, "direction": o.direction} for o in objectives],
+        "space": space.to_dict(), "n_trials": options.n_trials, "seed": options.seed,
+        "sampler": options.sampler, "data_dir": str(data_dir), "created": now_iso(),
+        "ntg_version": ntg.__version__, "study_name": STUDY_NAME, "study_storage": storage_text,
+        "max_parameters": space.max_parameters, "scheduler": options.scheduler,
+        "max_epochs": options.max_epochs,
+    }
+    check_or_write_sweep(sweep_dir, meta, options.resume)
+    records = load_trial_records(sweep_dir)
+    study = _open_study(storage, objectives)
+    repaired = repair_study(study, records, space, space.max_parameters)
+    if repaired:
+        log(f"resume: {repaired} Optuna trial(s) left unfinished by an interrupted driver were closed")
+    remaining = options.n_trials - len(records)
+    if remaining > 0:
+        log(f"sweep {sweep_dir}: {len(records)} of {options.n_trials} trials done, running {remaining} more")
+        _run_tune(options, sweep_dir, data_dir, space, objectives, storage, records, log)
+    records = load_trial_records(sweep_dir)
+    return _summary(sweep_dir, records, objectives, dashboard, log)
+
+
+def _check_options(options: SweepOptions) -> None:
+    if options.n_trials < 1:
+        raise NtgError(f"--trials {options.n_trials}: run at least one trial")
+    if options.sampler not in SAMPLERS:
+        raise NtgError(f"--sampler {options.sampler!r}: choose one of {', '.join(SAMPLERS)}")
+    if options.scheduler not in SCHEDULERS:
+        raise NtgError(f"--scheduler {options.scheduler!r}: choose one of {', '.join(SCHEDULERS)}")
+    if options.cpus_per_trial <= 0 or options.gpus_per_trial < 0:
+        raise NtgError("--cpus-per-trial must be > 0 and --gpus-per-trial ≥ 0")
+    if options.concurrency is not None and options.concurrency < 1:
+        raise NtgError(f"--concurrency {options.concurrency}: run at least one trial at a time")
+    if options.max_epochs is not None and options.max_epochs < 1:
+        raise NtgError(f"--max-epochs {options.max_epochs}: allow at least one epoch")
+
+
+def _stored(sweep_dir: Path, key: str) -> Any:
+    from ntg.utils.io import read_json
+
+    path = sweep_dir / "sweep.json"
+    return read_json(path).get(key) if path.exists() else None
+
+
+def _open_study(storage: Any, objectives: Sequence[Objective]) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    directions = ["minimize" if o.direction == "min" else "maximize" for o in objectives]
+    study = optuna.create_study(storage=storage, study_name=STUDY_NAME, directions=directions,
+                                load_if_exists=True)
+    study.set_user_attr("objectives", [o.name for o in objectives])
+    study.set_metric_names([o.name for o in objectives])
+    return study
+
+
+def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any,
+              objectives: Sequence[Objective], storage: Any, records: list[dict[str, Any]],
+              log: Callable[[str], None]) -> None:
+    from ray import tune
+
+    from ntg.search.driver import FamilyASHA, RecordCallback, SweepSearcher, SweepState
+    from ntg.search.trial import run_trial
+
+    threads = max(1, int(options.cpus_per_trial))
+    # epoch reports carry val_loss only; the objectives come once, in the final report (driver.py)
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    # quiet: our one line per trial replaces Tune's tables, boxes and snapshot warnings
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    with _ray_session(options, threads) as cluster_cpus:
+        concurrency = max(1, int(cluster_cpus // options.cpus_per_trial))
+        if options.concurrency:
+            concurrency = min(concurrency, options.concurrency)
+        state = SweepState(records, options.n_trials)
+
+        def define(trial: Any) -> dict[str, Any]:
+            config = space.suggest(trial)
+            return {"family": config.family, "model": dict(config.model), "train": dict(config.train),
+                    "config_key": config.key()}
+
+        searcher = SweepSearcher(
+            space=define, metric=[o.name for o in objectives], mode=[o.direction for o in objectives],
+            sampler=make_sampler(options.sampler, options.seed, concurrency), study_name=STUDY_NAME,
+            storage=storage, state=state, max_parameters=space.max_parameters,
+        )
+        settings = {"data_dir": str(data_dir), "max_parameters": space.max_parameters,
+                    "max_epochs": options.max_epochs, "threads": threads}
+        scheduler = FamilyASHA(max_t=options.max_epochs or 100) if options.scheduler == "asha" else None
+        trainable = tune.with_resources(run_trial, {"cpu": options.cpus_per_trial,
+                                                    "gpu": options.gpus_per_trial})
+        tune_dir = sweep_dir / "tune"
+        run_name = f"run-{len(list(tune_dir.glob('run-*'))) + 1 if tune_dir.is_dir() else 1}"
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"sweep": settings},
+            tune_config=tune.TuneConfig(search_alg=searcher, scheduler=scheduler,
+                                        num_samples=options.n_trials - len(records),
+                                        max_concurrent_trials=concurrency, reuse_actors=True,
+                                        time_budget_s=options.time_budget_s,
+                                        trial_dirname_creator=trial_dirname),
+            run_config=tune.RunConfig(
+                name=run_name, storage_path=str(tune_dir), verbose=0,
+                callbacks=[RecordCallback(sweep_dir, state, objectives, log)],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        log(f"{concurrency} trial(s) at a time, {options.cpus_per_trial:g} CPU and "
+            f"{options.gpus_per_trial:g} GPU each; Tune folder {tune_dir / run_name}")
+        tuner.fit()
+
+
+def trial_dirname(trial: Any) -> str:
+    """Short Tune trial folders (the default spells out the whole configuration)."""
+    return f"trial_{trial.trial_id}"
+
+
+class _ray_session:
+    """Ray for the sweep: the running one (a job on a cluster, a test), ``--address``, or a local instance
+    capped to this machine that the sweep starts and stops. Yields the cluster's CPU count."""
+
+    def __init__(self, options: SweepOptions, threads: int) -> None:
+        self._options = options
+        self._threads = threads
+        self._owned = False
+
+    def __enter__(self) -> float:
+        import ray
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        env = {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], "OMP_NUM_THREADS": str(self._threads)}
+        if not ray.is_initialized():
+            self._owned = True
+            common = {"log_to_driver": False, "runtime_env": {"env_vars": env}, "logging_level": "WARNING"}
+            if self._options.address:
+                ray.init(address=self._options.address, **common)
+            else:
+                ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES,
+                         include_dashboard=False, **common)
+        resources = ray.cluster_resources()
+        cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
+        if self._options.cpus_per_trial > cpus:
+            raise NtgError(f"--cpus-per-trial {self._options.cpus_per_trial:g} but the Ray cluster has "
+                           f"{cpus:g} CPUs; ask for at most {cpus:g}")
+        if self._options.gpus_per_trial > gpus:
+            raise NtgError(f"--gpus-per-trial {self._options.gpus_per_trial:g} but the Ray cluster has "
+                           f"{gpus:g} GPUs; use --gpus-per-trial 0 or a cluster with GPUs")
+        return cpus
+
+    def __exit__(self, *exc: Any) -> None:
+        import ray
+
+        if self._owned and ray.is_initialized():
+            ray.shutdown()
+
+
+def _summary(sweep_dir: Path, records: list[dict[str, Any]], objectives: Sequence[Objective], dashboard: str,
+             log: Callable[[str], None]) -> dict[str, Any]:
+    from ntg.search.driver import front_ids
+
+    counts = {s: sum(r.get("status") == s for r in records) for s in ("complete", "infeasible", "pruned", "error")}
+    front = front_ids(records, objectives)
+    log(f"{len(records)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        + f"; front ({', '.join(o.name for o in objectives)}): {len(front)} trial(s) {', '.join(front)}")
+    log(f"next: ntg pareto {sweep_dir}    study: optuna-dashboard {dashboard}")
+    return {"sweep_dir": str(sweep_dir), "trials": len(records), "counts": counts, "front": front,
+            "dashboard": f"optuna-dashboard {dashboard}"}
+
+
+__all__ = ["SweepOptions", "parse_duration", "run_sweep"]

@@ -1,0 +1,199 @@
+"""One sweep trial as a Ray Tune function trainable: glue over the training loop and the fast evaluation.
+
+:func:`run_trial` builds the generator of a :class:`~ntg.search.space.TrialConfig`, checks the parameter budget
+before any training step, trains it with the one loop (reporting ``val_loss`` to Tune every epoch, with the
+loop's checkpoint, so ASHA can stop it and a restored trial resumes), scores it on the **validation** split
+with :func:`~ntg.evaluation.fast.fast_scores` and reports, once, every objective of
+:data:`~ntg.search.objectives.OBJECTIVES` as a finite float with a checkpoint holding the generator
+(``generator/``: config.json + model.safetensors). The driver turns that last result into the trial record.
+
+Every objective is always a finite number: an over-budget configuration reports its measured parameter count
+and :data:`PENALTY` values for the rest (it is infeasible, so they never reach a front); a non-finite measured
+value makes the trial raise, so Tune marks it ERROR and Optuna FAIL instead of leaving it RUNNING.
+
+:func:`evaluate_config` is the same trial without Ray (the benchmark's sequential reference).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from ntg.data.dataset import PreparedDataset
+from ntg.errors import NtgError
+from ntg.models.fitting import CHECKPOINT_FILE, Reporter
+from ntg.search.objectives import OBJECTIVES
+
+GENERATOR_DIR = "generator"
+RESULT_KEY = "ntg"  # the final result's nested record fields (family, metrics, feasibility, ...)
+DONE_KEY = "ntg_done"  # 1.0 in the final result only: per-epoch results lack the objectives
+#: what an infeasible trial reports for objectives it never measured (finite: Optuna rejects NaN/inf)
+PENALTY = {"min": 1e18, "max": 0.0}
+SAMPLING_FLOWS = 512
+
+
+class TuneEpochReporter(Reporter):
+    """Reports each epoch's metrics (``val_loss`` among them) to Tune, with the loop's checkpoint folder."""
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
+        from ray import tune
+
+        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
+        clean = {k: (float("inf") if v is None else v) for k, v in metrics.items()}  # schedulers compare numbers
+        tune.report(clean, checkpoint=checkpoint)
+
+
+@lru_cache(maxsize=2)
+def _dataset(data_dir: str, stamp: float) -> PreparedDataset:
+    del stamp  # part of the cache key: a re-prepared dataset is read again
+    return PreparedDataset.load(data_dir)
+
+
+def load_dataset_cached(data_dir: str | Path) -> PreparedDataset:
+    """The prepared dataset, read once per (reused) worker process until its meta.json changes."""
+    meta = Path(data_dir) / "meta.json"
+    return _dataset(str(data_dir), meta.stat().st_mtime if meta.exists() else 0.0)
+
+
+def evaluate_config(
+    family: str,
+    model: Mapping[str, Any],
+    train: Mapping[str, Any],
+    settings: Mapping[str, Any],
+    *,
+    work_dir: Path,
+    reporter: Reporter | None = None,
+    log_epochs: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Budget check, training, fast evaluation and saving of one configuration; returns the result dict.
+
+    ``settings``: ``data_dir``, ``max_parameters``, ``max_epochs`` (cap on ``train.epochs``, or None).
+    The generator is saved to ``work_dir/generator`` when the trial trained; ``work_dir/checkpoint.pt`` is
+    the loop's checkpoint (resumed when present).
+    """
+    import torch
+
+    from ntg.evaluation.cost import measure_sampling
+    from ntg.evaluation.fast import fast_scores
+    from ntg.models.base import create_generator
+    from ntg.models.neural import NeuralGenerator
+    from ntg.models.settings import TrainConfig
+    from ntg.training.runs import train_inputs
+
+    train = dict(train)
+    if settings.get("max_epochs"):
+        train["epochs"] = min(int(train.get("epochs", TrainConfig().epochs)), int(settings["max_epochs"]))
+    train_config = TrainConfig.from_dict(train)
+    dataset = load_dataset_cached(settings["data_dir"])
+    gen = create_generator(family, **dict(model))
+    train_flows, val_flows = train_inputs(dataset, gen.n_packets)
+    started = time.perf_counter()  # the trial's own time: the dataset is read once per worker process
+    budget = int(settings["max_parameters"])
+    device = "cpu"
+    if isinstance(gen, NeuralGenerator):  # count the network's parameters before any training step
+        torch.manual_seed(train_config.seed)
+        gen.prepare(train_flows)
+        if gen.num_parameters() > budget:
+            return _over_budget(gen.num_parameters(), budget, train_config, started)
+    gen.fit(train_flows, val_flows, train_config=train_config, checkpoint_dir=work_dir, reporter=reporter)
+    if isinstance(gen, NeuralGenerator):
+        device = str(gen.device)
+        gen.to("cpu")
+    parameters = gen.num_parameters()
+    if parameters > budget:  # a baseline's table size is known only once fitted (fitting it takes seconds)
+        return _over_budget(parameters, budget, train_config, started)
+    scores = fast_scores(gen, dataset, split="val", seed=train_config.seed)
+    log = dict(getattr(gen, "fit_log_", None) or {})
+    objectives = {
+        "fidelity": scores["fidelity"],
+        "tstr_f1": scores["tstr_f1"],
+        "flops_per_flow": float(gen.flops_per_flow()),
+        "parameters": float(parameters),
+        "sample_flows_per_s": float(measure_sampling(gen, SAMPLING_FLOWS)["sampling_flows_per_s"] or 0.0),
+        "train_seconds": float(log.get("wall_s", 0.0)),
+    }
+    bad = {k: v for k, v in objectives.items() if not math.isfinite(v)}
+    if bad:
+        raise NtgError(f"trial objectives {bad} are not finite; the trial fails instead of reporting them")
+    reason = None if scores["privacy_ok"] else _privacy_reason(scores)
+    gen.save_pretrained(work_dir / GENERATOR_DIR)
+    history = log.get("history") or []
+    metrics = {k: v for k, v in scores.items() if k not in ("fidelity", "tstr_f1", "privacy_ok")}
+    metrics.update(epochs=len(history), best_epoch=log.get("best_epoch"),
+                   val_loss=_best_val_loss(history), num_train_flows=log.get("num_train_flows"))
+    return _result(objectives, metrics, reason, train_config, device, started, trained=True)
+
+
+def _best_val_loss(history: list[Mapping[str, Any]]) -> float | None:
+    losses = [h["val_loss"] for h in history if isinstance(h.get("val_loss"), int | float)]
+    return float(min(losses)) if losses else None
+
+
+def _privacy_reason(scores: Mapping[str, Any]) -> str:
+    """Why the privacy gate failed, in the record's one-line form."""
+    from ntg.evaluation.fast import DCR_FRACTION
+
+    if scores["dcr_synth_median"] < DCR_FRACTION * scores["dcr_holdout_median"]:
+        return (f"privacy: DCR median {scores['dcr_synth_median']:.3g} < {DCR_FRACTION} × hold-out "
+                f"{scores['dcr_holdout_median']:.3g}")
+    return f"privacy: copy rate {scores['copy_rate']:.2f} > natural {scores['natural_copy_rate']:.2f} + margin"
+
+
+def _over_budget(parameters: int, budget: int, train_config: Any, started: float) -> dict[str, Any]:
+    objectives = {name: PENALTY[direction] for name, direction in OBJECTIVES.items()}
+    objectives["parameters"] = float(parameters)
+    reason = f"parameters {parameters:,} > budget {budget:,}"
+    return _result(objectives, {"epochs": 0}, reason, train_config, "cpu", started, trained=False)
+
+
+def _result(objectives: dict[str, float], metrics: dict[str, Any], reason: str | None, train_config: Any,
+            device: str, started: float, trained: bool) -> dict[str, Any]:
+    return {
+        **objectives,
+        DONE_KEY: 1.0,
+        RESULT_KEY: {
+            "objectives": objectives,
+            "metrics": metrics,
+            "train": train_config.to_dict(),
+            "feasible": reason is None,
+            "infeasible_reason": reason,
+            "trained": trained,
+            "device": device,
+            "trial_wall_s": time.perf_counter() - started,
+        },
+    }
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """The Tune function trainable: ``config`` = the searcher's suggestion + ``{"sweep": settings}``.
+
+    A suggestion marked ``reuse`` (a configuration already finished in this sweep) reports the earlier
+    result at once instead of training again.
+    """
+    import torch
+    from ray import tune
+
+    settings = config["sweep"]
+    torch.set_num_threads(max(1, int(settings.get("threads", 1))))
+    if config.get("reuse"):
+        tune.report({**config["reuse"]["objectives"], DONE_KEY: 1.0, RESULT_KEY: config["reuse"]})
+        return
+    work_dir = Path(tempfile.mkdtemp(prefix="ntg-trial-"))
+    try:
+        restored = tune.get_checkpoint()
+        if restored is not None:
+            with restored.as_directory() as folder:
+                if (Path(folder) / CHECKPOINT_FILE).exists():
+                    shutil.copy2(Path(folder) / CHECKPOINT_FILE, work_dir / CHECKPOINT_FILE)
+        result = evaluate_config(config["family"], config.get("model") or {}, config.get("train") or {},
+                                 settings, work_dir=work_dir, reporter=TuneEpochReporter())
+        (work_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the final checkpoint keeps the generator only
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(work_dir)))
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
