@@ -223,12 +223,12 @@ def train_generator(
     if len(train) == 0:
         raise NtgError("no training flows: the training table is empty")
     run = _start(gen, train, val, config, reporter)
-    run.result.notes = notes
     train_data = _encode(gen, train, "training")
     val_data = _encode(gen, val, "validation") if val is not None else None
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
         _resume(run, ckpt_path)
+    run.result.notes = notes
 
     train_module = reporter.wrap(run.module)
     finished = run.result.stopped_early or run.start_epoch >= config.epochs
