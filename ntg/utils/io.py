@@ -171,6 +171,9 @@ def claim_output_dir(
     above = next((p for p in path.parents if p.exists()), None)
     if above is not None and not above.is_dir():
         raise NtgError(f"{option} {path}: {above} is a file, not a folder; choose another path")
+    if above is not None:  # fail now, not after minutes of work: can we create something beside the output?
+        with _writable(path):
+            os.rmdir(tempfile.mkdtemp(prefix=".ntg-probe.", dir=above))
     if path.is_dir():
         if _protected(path):
             raise NtgError(f"{option} {path}: is your home, working or a top-level folder, which ntg never "
