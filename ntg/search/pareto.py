@@ -290,7 +290,9 @@ def format_table(result: FrontResult, max_rows: int = 30) -> str:
     settings = [c for c in front.columns if c.startswith("model.") or c in _TABLE_TRAIN]
     lines = []
     for _, row in front.iterrows():
-        knobs = " ".join(f"{c.split('.', 1)[1]}={_short(row[c])}" for c in settings if pd.notna(row[c]))
+        trained = row.get("metric.epochs", 1) != 0  # baselines have no training loop: their train.* is noise
+        knobs = " ".join(f"{c.split('.', 1)[1]}={_short(row[c])}" for c in settings
+                         if pd.notna(row[c]) and (trained or c.startswith("model.")))
         lines.append([row["trial_id"], row["family"], *(_short(row[n]) for n in result.names), knobs])
     header = ["trial", "family", *result.names, "settings"]
     widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header) - 1)]
