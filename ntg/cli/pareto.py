@@ -18,14 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the --out folder of `ntg sweep`")
     p.add_argument("--objectives", metavar="NAME[:DIR],...",
                    help="objectives to rank on, e.g. fidelity:min,flops_per_flow:min (default: the sweep's)")
-    p.add_argument("--out", type=Path, help="folder for the front files and plots (default: SWEEP_DIR)")
+    p.add_argument("--out", type=Path, metavar="DIR", help="folder for the front files and plots (default: SWEEP_DIR)")
     p.add_argument("--rows", type=int, default=30, help="front rows shown in the terminal (default 30)")
     p.set_defaults(func=cmd_pareto)
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
+    from ntg.errors import NtgError
     from ntg.search.pareto import compute_front, format_table, write_front
 
+    if args.rows < 1:
+        raise NtgError(f"--rows must be at least 1, not {args.rows}")
     result = compute_front(args.sweep_dir, args.objectives)
     paths = write_front(result, args.out or args.sweep_dir)
     print(format_table(result, max_rows=args.rows))
