@@ -63,6 +63,7 @@ families:
       d_model: "n_heads * _head_dim"
       mlp_hidden: "max(64, 3 * d_model)"
       n_layers: 2
+      temperature: "n_layers - 1"
     train:
       lr: {type: float, low: 1e-4, high: 1.0e-2, log: true}  # YAML 1.2 numbers
       epochs: "model.n_layers * 2"
@@ -73,8 +74,9 @@ families:
         assert config.model["d_model"] // config.model["n_heads"] in (8, 16)
         assert config.model["mlp_hidden"] == max(64, 3 * config.model["d_model"])
         assert config.train["epochs"] == 4 and 1e-4 <= config.train["lr"] <= 1e-2
-        assert set(config.model) == {"n_heads", "d_model", "mlp_hidden", "n_layers"}
+        assert set(config.model) == {"n_heads", "d_model", "mlp_hidden", "n_layers", "temperature"}
         assert isinstance(config.model["d_model"], int)
+        assert config.model["temperature"] == 1.0 and isinstance(config.model["temperature"], float)  # as declared
 
 
 def test_several_families_suggest_under_their_own_names_and_rebuild_from_params() -> None:

@@ -16,10 +16,11 @@ def settings_for(section: str, family: str) -> dict[str, Setting]:
 
 
 def check_values(section: str, family: str, values: Mapping[str, Any], where: str,
-                 context: Mapping[str, Any] | None = None) -> None:
-    """Raise a one-line :class:`NtgError` prefixed with ``where`` when the family rejects ``values``."""
+                 context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``values`` coerced as declared; a one-line :class:`NtgError` prefixed with ``where`` if the family
+    rejects them (``context``: the suggested values that led there)."""
     try:
-        check_settings(section, family, values)
+        return check_settings(section, family, values)
     except NtgError as err:
         at = f" (with {dict(context)})" if context else ""
         raise NtgError(f"{where}: {err}{at}") from None

@@ -118,17 +118,25 @@ class FamilySpace:
     source: str
 
     def suggest(self, trial: Any) -> TrialConfig:
+        """Suggest this family's values, derive the rest, and coerce them as the family declares them.
+
+        A derived value the family rejects (a combination the load-time corner check missed) raises an
+        NtgError naming the file and the suggested values, rather than training a configuration nobody asked for.
+        """
         values: dict[tuple[str, str], Any] = {}
+        suggested: dict[str, Any] = {}
         for param in self.params:
             key = (param.section, param.name)
             if param.sampled:
-                values[key] = param.suggest(trial, f"{self.family}.{param.section}.{param.name}")
+                name = f"{self.family}.{param.section}.{param.name}"
+                values[key] = suggested[name] = param.suggest(trial, name)
             elif param.kind == "constant":
                 values[key] = param.value
             else:
                 values[key] = self._derive(param, values)
-        sections = {section: {name: value for (sec, name), value in values.items()
-                              if sec == section and not name.startswith("_")} for section in SECTIONS}
+        sections = {section: check_values(section, self.family, {
+            name: value for (sec, name), value in values.items() if sec == section and not name.startswith("_")},
+            f"{self.source}: {self.family}", suggested) for section in SECTIONS}
         return TrialConfig(self.family, sections["model"], sections["train"])
 
     def _derive(self, param: Param, values: Mapping[tuple[str, str], Any]) -> Any:
@@ -136,8 +144,6 @@ class FamilySpace:
             value = evaluate(parse_expression(param.expr or ""), param.section, values)
         except (ExpressionError, TypeError, ValueError, OverflowError) as err:
             raise NtgError(f"{self.source}: {self.family}.{param.section}.{param.name}: {err}") from None
-        if isinstance(value, float) and value.is_integer() and _setting_kind(self.family, param) is int:
-            value = int(value)
         return value
 
 
@@ -258,11 +264,6 @@ def _load_family(path: Path, family: str, body: Any) -> FamilySpace:
     return space
 
 
-def _setting_kind(family: str, param: Param) -> type | None:
-    setting = settings_for(param.section, family).get(param.name)
-    return None if setting is None else setting.kind
-
-
 def _parse_param(where: str, section: str, name: str, raw: Any, setting: Any, family: str) -> Param:
     kind = None if setting is None else setting.kind
     if isinstance(raw, str) and kind is not str:  # numeric setting or helper: an expression
@@ -370,7 +371,7 @@ def _order(path: Path, family: str, params: list[Param]) -> list[Param]:
 
 
 def _check_corners(space: FamilySpace) -> None:
-    """Check the settings at the corners of the box (every choice, each range's ends) the family accepts.
+    """Check that the family accepts the settings at the corners of the box (every choice, each range's ends).
 
     Derived values are arithmetic, so a value out of range shows at a corner for the usual monotone
     expressions; a larger box is checked on a seeded sample of its corners.
@@ -388,8 +389,5 @@ def _check_corners(space: FamilySpace) -> None:
     else:
         rng = random.Random(0)
         corners = [tuple(rng.choice(grid) for grid in grids) for _ in range(_MAX_CORNERS)]
-    for corner in corners:
-        config = space.suggest(optuna.trial.FixedTrial(dict(zip(names, corner, strict=True))))
-        for section in SECTIONS:
-            check_values(section, space.family, getattr(config, section), f"{space.source}: {space.family}",
-                         context=dict(zip(names, corner, strict=True)))
+    for corner in corners:  # suggest checks what it builds
+        space.suggest(optuna.trial.FixedTrial(dict(zip(names, corner, strict=True))))
