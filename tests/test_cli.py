@@ -66,3 +66,21 @@ def test_cli_errors_for_train_and_sample(iot_small: PreparedDataset, tmp_path: P
     assert bad_key.returncode == 2 and "no_such_knob" in bad_key.stderr
     missing = ntg("sample", str(tmp_path / "nothing"), "--n", "5", "--out", str(tmp_path / "x.parquet"))
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+
+
+@pytest.mark.parametrize("family", ["transformer", "markov"])
+def test_train_help_lists_the_family_settings(family: str) -> None:
+    result = ntg("train", "--family", family, "--help")
+    assert result.returncode == 0 and "usage: ntg train" in result.stdout
+    assert f"model settings of {family}" in result.stdout and "train.epochs" in result.stdout
+    assert ("model.order " in result.stdout) == (family == "markov")  # each family its own table
+    unknown = ntg("train", "--family", "gpt9", "--help")
+    assert unknown.returncode == 2 and "gpt9" in unknown.stderr and "usage" not in unknown.stdout
+
+
+def test_every_command_module_registers_its_commands() -> None:
+    from ntg.cli import COMMAND_MODULES, build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"data", "train", "sample", "evaluate", "demo"} <= set(commands)
+    assert {"data", "train", "evaluate", "demo"} <= set(COMMAND_MODULES)

@@ -202,3 +202,20 @@ def test_cli_prepare_info_list(iot_small: PreparedDataset) -> None:
     for name in ("iot-sentinel", "ndpi-pcaps", "requet", "mirage19", "mirage22", "cesnet-tls22"):
         assert name in listing.stdout
     assert np.isfinite(iot_small.meta["split_cost"])
+
+
+def test_prepare_and_info_say_what_was_dropped_and_truncated(iot_small_captures: Path, tmp_path: Path) -> None:
+    """The terminal, not only meta.json, names a class dropped for coming from one capture and a truncated capture."""
+    caps = tmp_path / "caps"
+    for device, n in (("HueBridge", 6), ("Aria", 1)):  # Aria from a single capture: cannot be split
+        (caps / device).mkdir(parents=True)
+        for p in sorted((iot_small_captures / device).glob("*.pcap"))[:n]:
+            shutil.copy(p, caps / device / p.name)
+    victim = sorted((caps / "HueBridge").glob("*.pcap"))[0]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2 + 7])
+    made = _ntg("data", "prepare", str(caps), "--out", str(tmp_path / "out"), "--min-flows-per-class", "1",
+                "--all-hosts", "--quiet")
+    assert made.returncode == 0, made.stderr
+    for shown in (made.stderr, _ntg("data", "info", str(tmp_path / "out")).stdout):
+        assert "dropped class Aria" in shown and "all flows come from one capture" in shown
+        assert "truncated capture" in shown and victim.name in shown

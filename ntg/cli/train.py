@@ -48,9 +48,9 @@ class FamilyHelp(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
-        parser.print_help()
         family = getattr(namespace, "family", None)
         if family is None:
+            parser.print_help()
             print("\nadd --family F before --help to list the family's settings, e.g. "
                   "`ntg train --family transformer --help`")
             parser.exit()
@@ -60,7 +60,8 @@ class FamilyHelp(argparse.Action):
             table = settings_help(family)
         except NtgError as err:
             parser.exit(2, f"ntg: error: {err}\n")
-        print(f"\nsettings of {family} (set with --set model.KEY=VALUE / train.KEY=VALUE):\n{table}")
+        parser.print_help()
+        print(f"\n{table}")
         parser.exit()
 
 
