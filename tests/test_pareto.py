@@ -14,6 +14,7 @@ import pytest
 from ntg.cli import main
 from ntg.errors import NtgError
 from ntg.search.pareto import compute_front, hypervolume, load_records, normalise, pareto_mask, write_front
+from ntg.search.pareto_plots import plot_axes
 from ntg.utils.io import write_json
 
 UNIT = np.array([[0.0, 0.0], [1.0, 1.0]])  # fixed bounds: normalised values equal the raw ones
@@ -134,6 +135,8 @@ def test_other_objectives_and_a_missing_one(tmp_path: Path) -> None:
     sweep = _sweep(tmp_path)
     result = compute_front(sweep, "fidelity,tstr_f1,flops_per_flow")
     assert [o.direction for o in result.objectives] == ["min", "max", "min"]
+    assert [o.name for o in plot_axes(result)] == ["flops_per_flow", "fidelity"]  # fidelity against compute
+    assert [o.name for o in plot_axes(compute_front(sweep, "tstr_f1,fidelity"))] == ["fidelity", "tstr_f1"]
     expected = r"no feasible trial with finite fidelity, sample_flows_per_s .*objectives measured: \['fidelity'"
     with pytest.raises(NtgError, match=expected):
         compute_front(sweep, "fidelity,sample_flows_per_s")

@@ -19,14 +19,17 @@ if TYPE_CHECKING:
     from ntg.search.pareto import FrontResult
 
 GREY = "#b0b0b0"
+COMPUTE = ("flops_per_flow", "parameters", "train_seconds", "sample_flows_per_s")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 
 def plot_axes(result: FrontResult) -> tuple[Objective, Objective]:
-    """(x, y): the second chosen objective against the first; with one objective, compute on x."""
-    if len(result.objectives) >= 2:
-        return result.objectives[1], result.objectives[0]
+    """(x, y): the first objective on y against the first compute objective chosen (else the second) on x;
+    with a single objective, compute on x when the records have it."""
     y = result.objectives[0]
+    if len(result.objectives) >= 2:
+        compute = [o for o in result.objectives[1:] if o.name in COMPUTE]
+        return (compute or list(result.objectives[1:]))[0], y
     for name in ("flops_per_flow", "parameters"):
         if name != y.name and name in result.trials and result.trials[name].notna().any():
             return Objective(name, OBJECTIVES[name]), y
@@ -95,8 +98,9 @@ def plot_front_png(result: FrontResult, path: Path) -> Path:
     _set_scale(ax, "y", trials, y)
     ax.set_xlabel(x.label if x.name != "finished_order" else "trial (finishing order)")
     ax.set_ylabel(y.label)
+    over = "" if len(result.objectives) <= 2 else f" (front over {', '.join(result.names)})"
     ax.set_title(f"Sweep front: {len(result.front)} of {int(trials['competing'].sum())} feasible trials; "
-                 f"hypervolume {result.hypervolume:.3f}")
+                 f"hypervolume {result.hypervolume:.3f}{over}", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
