@@ -6,6 +6,7 @@ are grey crosses; the front of the two plotted objectives is a step line (the bo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,16 +59,30 @@ def _log_axis(trials: pd.DataFrame, objective: Objective) -> bool:
     return objective.name in LOG_SCALED and len(values) > 0 and bool((values > 0).all())
 
 
-def _set_scale(ax: object, axis: str, trials: pd.DataFrame, objective: Objective) -> None:
-    """Log axis for compute objectives; symmetric-log when some trials cost 0 (baselines) beside large ones."""
+def _zero_and_large(trials: pd.DataFrame, objective: Objective) -> bool:
+    """Some trials cost 0 (baselines) beside large values: a plain log axis would drop them."""
     from ntg.search.pareto import LOG_SCALED
 
     values = trials[objective.name].dropna() if objective.name in trials else pd.Series(dtype=float)
+    return objective.name in LOG_SCALED and len(values) > 0 and bool((values >= 0).all()) and values.max() > 100
+
+
+def _set_scale(ax: object, axis: str, trials: pd.DataFrame, objective: Objective) -> None:
+    """Log axis for compute objectives; symmetric-log when some trials cost 0 beside large ones."""
     setter = getattr(ax, f"set_{axis}scale")
     if _log_axis(trials, objective):
         setter("log")
-    elif objective.name in LOG_SCALED and len(values) and (values >= 0).all() and values.max() > 100:
+    elif _zero_and_large(trials, objective):
         setter("symlog", linthresh=1.0)
+
+
+def _html_axis(trials: pd.DataFrame, objective: Objective) -> tuple[Callable[[pd.Series], pd.Series], str, str]:
+    """(value transform, axis title, axis type) for plotly, which has no symmetric-log axis."""
+    if _log_axis(trials, objective):
+        return (lambda v: v), objective.label, "log"
+    if _zero_and_large(trials, objective):
+        return (lambda v: np.log10(1.0 + v)), f"log10(1 + {objective.label})", "linear"
+    return (lambda v: v), objective.label, "linear"
 
 
 def plot_front_png(result: FrontResult, path: Path) -> Path:
@@ -143,6 +158,7 @@ def plot_front_html(result: FrontResult, path: Path) -> Path:
 
     x, y = plot_axes(result)
     trials, colours = result.trials, family_colours(result)
+    (fx, x_title, x_type), (fy, y_title, y_type) = _html_axis(trials, x), _html_axis(trials, y)
     hover_cols = ["trial_id", "family", *[c for c in trials.columns if c.startswith(("model.", "train."))],
                   *result.names, "generator_dir"]
 
@@ -158,18 +174,16 @@ def plot_front_html(result: FrontResult, path: Path) -> Path:
     for name, mask, marker in groups:
         rows = trials[np.asarray(mask)].dropna(subset=[x.name, y.name])
         if not rows.empty:
-            fig.add_trace(go.Scatter(x=rows[x.name], y=rows[y.name], mode="markers", name=name, marker=marker,
+            fig.add_trace(go.Scatter(x=fx(rows[x.name]), y=fy(rows[y.name]), mode="markers", name=name, marker=marker,
                                      text=text(rows), hoverinfo="text"))
     line = step_front(result, x, y)
     if len(line):
-        fig.add_trace(go.Scatter(x=line[x.name], y=line[y.name], mode="lines", line_shape="hv",
+        fig.add_trace(go.Scatter(x=fx(line[x.name]), y=fy(line[y.name]), mode="lines", line_shape="hv",
                                  name=f"Pareto front of {y.name} vs {x.name}", line=dict(color="black")))
-    fig.update_layout(title=f"Sweep front (hypervolume {result.hypervolume:.3f})", xaxis_title=x.label,
-                      yaxis_title=y.label, legend_title="trials", template="plotly_white")
-    if _log_axis(trials, x):
-        fig.update_xaxes(type="log")
-    if _log_axis(trials, y):
-        fig.update_yaxes(type="log")
+    fig.update_layout(title=f"Sweep front (hypervolume {result.hypervolume:.3f})", xaxis_title=x_title,
+                      yaxis_title=y_title, legend_title="trials", template="plotly_white")
+    fig.update_xaxes(type=x_type)
+    fig.update_yaxes(type=y_type)
     with atomic_path(path) as tmp:
         fig.write_html(tmp, include_plotlyjs=True, full_html=True)
     return path
