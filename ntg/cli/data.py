@@ -94,8 +94,8 @@ def cmd_data_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_data_info(args: argparse.Namespace) -> int:
-    from ntg.data.dataset import PreparedDataset
-    from ntg.data.prepare import info_table, notices
+    from ntg.data.dataset import PreparedDataset, notices
+    from ntg.data.prepare import info_table
 
     dataset = PreparedDataset.load(args.dir)
     meta = dataset.meta

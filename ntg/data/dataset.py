@@ -63,3 +63,24 @@ class PreparedDataset:
     @cached_property
     def test(self) -> FlowTable:
         return self.split("test")
+
+
+def notices(meta: dict[str, Any]) -> list[str]:
+    """What a user must know about a prepared dataset: dropped classes and why, truncated captures, one class."""
+    by_reason: dict[str, list[dict[str, Any]]] = {}
+    for d in meta.get("dropped_classes", []):
+        by_reason.setdefault(d["reason"], []).append(d)
+    lines = []
+    for reason, items in by_reason.items():  # one line per reason, so nDPI's long tail stays readable
+        items = sorted(items, key=lambda d: -d["flows"])
+        names = ", ".join(f"{d['name']} ({d['flows']} flows)" for d in items[:8])
+        more = f" and {len(items) - 8} more (`ntg data info --json`)" if len(items) > 8 else ""
+        lines.append(f"dropped class{'es' if len(items) > 1 else ''} {names}{more}: {reason}")
+    truncated = meta.get("parsing", {}).get("truncated_captures") or []
+    if truncated:
+        shown = ", ".join(map(str, truncated[:5])) + (f" and {len(truncated) - 5} more" if len(truncated) > 5 else "")
+        lines.append(f"warning: {len(truncated)} truncated capture(s), read up to the cut: {shown}")
+    if len(meta.get("classes", [])) == 1:
+        lines.append(f"warning: one class only ({meta['classes'][0]['name']}): nothing to classify, so TSTR and "
+                     "augmentation scores are meaningless; lower --min-flows-per-class or add captures")
+    return lines

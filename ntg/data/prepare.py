@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ntg import __version__
-from ntg.data.dataset import FLOWS_FILE, META_FILE, PreparedDataset
+from ntg.data.dataset import FLOWS_FILE, META_FILE, PreparedDataset, notices
 from ntg.data.manifest import sha256_file
 from ntg.data.pcap import CAPTURE_SUFFIXES, sniff_capture
 from ntg.data.schema import MAX_PACKETS, SCHEMA_VERSION, FlowTable
@@ -308,18 +308,6 @@ def prepare_dataset(
         log(line)
     return PreparedDataset.load(out)
 
-
-def notices(meta: dict[str, Any]) -> list[str]:
-    """What a user must know about a prepared dataset: dropped classes and why, truncated captures, one class."""
-    lines = [f"dropped class {d['name']} ({d['flows']} flows): {d['reason']}" for d in meta.get("dropped_classes", [])]
-    truncated = meta.get("parsing", {}).get("truncated_captures") or []
-    if truncated:
-        shown = ", ".join(map(str, truncated[:5])) + (f" and {len(truncated) - 5} more" if len(truncated) > 5 else "")
-        lines.append(f"warning: {len(truncated)} truncated capture(s), read up to the cut: {shown}")
-    if len(meta.get("classes", [])) == 1:
-        lines.append(f"warning: one class only ({meta['classes'][0]['name']}): nothing to classify, so TSTR and "
-                     "augmentation scores are meaningless; lower --min-flows-per-class or add captures")
-    return lines
 
 
 _META_ORDER = ("label", "capture", "split", "src_ip", "dst_ip", "src_port", "dst_port", "proto", "first_ts",
