@@ -185,7 +185,7 @@ def test_proposals_repeat_with_a_seed_and_one_trial_at_a_time(ray_cluster, iot_s
     proposed = []
     for run in ("a", "b"):
         run_sweep(SweepOptions(spaces=[space], data_dir=iot_small.root, n_trials=3, out=tmp_path / run,
-                               seed=7, concurrency=1, sampler="random"), log=lambda line: None)
+                               seed=7, concurrency=1), log=lambda line: None)
         proposed.append([(r["number"], r["family"], r["model"]) for r in load_trial_records(tmp_path / run)])
     assert proposed[0] == proposed[1] and len(proposed[0]) == 3
 
