@@ -143,13 +143,13 @@ def check_ray_cluster_spec(spec: dict[str, Any], claim: str) -> None:
 
 
 def test_raycluster_carries_kuberays_required_fields() -> None:
+    import ray
+
     cluster, claim = load_all(RAYCLUSTER)
     assert (cluster["apiVersion"], cluster["kind"], cluster["metadata"]["name"]) == ("ray.io/v1", "RayCluster", "ntg")
     assert (claim["apiVersion"], claim["kind"]) == ("v1", "PersistentVolumeClaim")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     check_ray_cluster_spec(cluster["spec"], claim["metadata"]["name"])
-    import ray
-
     assert cluster["spec"]["rayVersion"] == ray.__version__, "the cluster's Ray must be the one ntg is tested on"
 
 
