@@ -1,0 +1,99 @@
+"""Every ``ntg ...`` command in README.md's bash blocks and in the ``--help`` examples runs as written.
+
+The commands run in order in one temporary folder (the README's relative paths: data/iot, runs/tf, ...) with
+``NTG_DATA_ROOT`` pointing at the real captures, as the README says to set it. Only budgets are appended
+(argparse keeps the last value): one epoch on a few hundred flows, one split seed, the Random Forest only, two
+sweep trials. ``./my-captures`` and ``./captures`` are a few nDPI test captures (the README's "your captures").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DATASETS, REPO
+
+pytestmark = pytest.mark.slow
+
+BUDGETS: dict[str, list[str]] = {
+    "train": ["--set", "train.epochs=1", "--set", "train.max_train_flows=400", "--quiet"],
+    "evaluate": ["--split-seeds", "1", "--classifiers", "rf", "--augmentation-seeds", "1",
+                 "--no-augmentation-refit", "--quiet"],
+    "sweep": ["--trials", "2", "--max-epochs", "1", "--concurrency", "1", "--cpus-per-trial", "1"],
+    "demo": ["--quick", "--families", "markov", "--split-seeds", "1"],
+}
+NDPI_CAPTURES = ("KakaoTalk_talk", "instagram", "netflix", "pinterest", "reddit", "teams", "telegram", "tumblr",
+                 "wechat", "weibo", "whatsappfiles", "zoom", "signal", "waze", "iphone")
+
+
+def logical_lines(text: str) -> list[str]:
+    """Lines with backslash continuations joined."""
+    return [line.strip() for line in re.sub(r"\\\n\s*", " ", text).splitlines()]
+
+
+def readme_commands() -> list[list[str]]:
+    blocks = re.findall(r"```bash\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+    return [shlex.split(line, comments=True) for block in blocks for line in logical_lines(block)
+            if line.startswith("ntg ")]
+
+
+def help_commands() -> list[list[str]]:
+    from ntg.cli import build_parser
+
+    found, parsers = [], [build_parser()]
+    while parsers:
+        parser = parsers.pop(0)
+        found += [shlex.split(line, comments=True) for line in logical_lines(parser.epilog or "")
+                  if line.startswith("ntg ")]
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers += list(dict.fromkeys(action.choices.values()))
+    return found
+
+
+def all_commands() -> list[list[str]]:
+    seen: list[list[str]] = []
+    for command in readme_commands() + help_commands():
+        if command not in seen:
+            seen.append(command)
+    return seen
+
+
+def test_the_walk_finds_the_readme_and_help_examples() -> None:
+    commands = [" ".join(c) for c in all_commands()]
+    assert "ntg data prepare iot-sentinel --out data/iot" in commands
+    assert any(c.startswith("ntg evaluate --data data/iot --generator runs/tf") for c in commands)
+    assert len(readme_commands()) >= 7 and len(help_commands()) >= 5
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh folder like a clone's root: search_spaces/ copied, a few captures as ./my-captures and ./captures."""
+    work = tmp_path_factory.mktemp("readme")
+    if (REPO / "search_spaces").is_dir():
+        shutil.copytree(REPO / "search_spaces", work / "search_spaces")
+    ndpi = DATASETS / "ndpi" / "tests" / "cfgs" / "default" / "pcap"
+    for folder in ("my-captures", "captures"):
+        (work / folder).mkdir()
+        for name in NDPI_CAPTURES:
+            (work / folder / f"{name}.pcap").symlink_to(ndpi / f"{name}.pcap")
+    (work / "home").mkdir()
+    return work
+
+
+@pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c[1:4]))
+def test_command_runs_as_written(command: list[str], workdir: Path) -> None:
+    env = {**os.environ, "NTG_DATA_ROOT": str(DATASETS), "NTG_CACHE": str(workdir / "home" / "cache"),
+           "HOME": str(workdir / "home"), "PYTHONWARNINGS": "ignore", "RAY_AUTH_MODE": "disabled",
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    argv = [*command[1:], *BUDGETS.get(command[1], [])]
+    result = subprocess.run([sys.executable, "-m", "ntg.cli", *argv], capture_output=True, text=True, env=env,
+                            cwd=workdir, timeout=1200)
+    assert result.returncode == 0, f"{shlex.join(command)}\n{result.stderr[-3000:]}"
