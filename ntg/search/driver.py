@@ -197,11 +197,16 @@ def _error_text(trial: Any) -> str:
 
 
 def front_ids(records: Sequence[Mapping[str, Any]], objectives: Sequence[Objective]) -> list[str]:
-    """Trial ids on the front so far: feasible, complete trials, non-dominated over ``objectives``."""
+    """Trial ids on the front so far: feasible, complete trials, non-dominated over ``objectives``, each
+    configuration once (its first trial)."""
     from ntg.search.pareto import pareto_mask
 
-    done = [r for r in records if r.get("status") == "complete" and r.get("feasible")
-            and all(_finite(r["objectives"].get(o.name)) for o in objectives)]
+    done, seen = [], set()
+    for r in records:  # a configuration trained twice (or reused) counts once
+        if (r.get("status") == "complete" and r.get("feasible") and r.get("config_key") not in seen
+                and all(_finite(r["objectives"].get(o.name)) for o in objectives)):
+            seen.add(r.get("config_key"))
+            done.append(r)
     if not done:
         return []
     values = np.array([[r["objectives"][o.name] for o in objectives] for r in done], dtype=np.float64)
@@ -211,7 +216,10 @@ def front_ids(records: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
 
 def progress_line(record: Mapping[str, Any], state: SweepState, objectives: Sequence[Objective]) -> str:
     """``[3/8] 0002-transformer n_layers=2 d_model=64 lr=0.001 | fidelity 0.121 flops_per_flow 1.2e+06 | ok``."""
-    settings = " ".join(f"{k}={_fmt(v)}" for k, v in list(record["model"].items())[:4])
+    shown = [*list(record["model"].items())[:4],
+             *[(k, record["train"][k]) for k in ("lr", "epochs")
+               if record["metrics"].get("epochs") and k in (record.get("train") or {})]]  # neural only
+    settings = " ".join(f"{k}={_fmt(v)}" for k, v in shown)
     if record.get("status") == "complete" or record.get("status") == "infeasible":
         scores = " ".join(f"{o.name} {_fmt(record['objectives'].get(o.name))}" for o in objectives)
     else:

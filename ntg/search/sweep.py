@@ -14,8 +14,10 @@ trials finished after it; the records cannot be.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -185,7 +187,16 @@ def run_sweep(options: SweepOptions, log: Callable[[str], None] = print) -> dict
     remaining = options.n_trials - len(records)
     if remaining > 0:
         log(f"sweep {sweep_dir}: {len(records)} of {options.n_trials} trials done, running {remaining} more")
+        started = time.monotonic()
         _run_tune(options, sweep_dir, data_dir, space, objectives, storage, records, log)
+        records = load_trial_records(sweep_dir)
+        if len(records) < options.n_trials:
+            budget_spent = options.time_budget_s is not None and time.monotonic() - started >= options.time_budget_s
+            _summary(sweep_dir, records, objectives, dashboard, log)
+            if not budget_spent:  # Tune ends early only when stopped (Ctrl-C, SIGTERM)
+                raise KeyboardInterrupt
+            log(f"time budget spent: {len(records)} of {options.n_trials} trials; run the same command to go on")
+            return _summary(sweep_dir, records, objectives, dashboard, lambda line: None)
     records = load_trial_records(sweep_dir)
     return _summary(sweep_dir, records, objectives, dashboard, log)
 
@@ -279,6 +290,8 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
         )
         log(f"{concurrency} trial(s) at a time, {options.cpus_per_trial:g} CPU and "
             f"{options.gpus_per_trial:g} GPU each; Tune folder {tune_dir / run_name}")
+        # Tune's own hint on Ctrl-C ("resume with Tuner.restore") is not how a sweep resumes: see run_sweep
+        logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
         tuner.fit()
 
 
