@@ -244,3 +244,30 @@ def test_sigkilled_driver_resumes_without_losing_or_retraining_trials(iot_small,
     study = optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out / 'study.db'}")
     assert not [t for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials) == 5
+
+
+def test_trial_cut_mid_training_resumes_from_its_last_epoch_checkpoint(iot_small, tmp_path):
+    space = _space(tmp_path, "tf", "families:\n  transformer:\n    model: {n_layers: 1, d_model: 32, n_heads: 2, "
+                   "mlp_hidden: 64}\n    train: {epochs: 40, patience: 40, max_train_flows: 300, batch_size: 64}\n")
+    out = tmp_path / "cut"
+    command = [sys.executable, "-m", "ntg.cli", "sweep", "--space", str(space), "--data", str(iot_small.root),
+               "--trials", "1", "--out", str(out)]
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not list(out.glob("tune/run-1/trial_*/checkpoint_00000[2-9]/checkpoint.pt")):
+            assert proc.poll() is None and time.monotonic() < deadline, "no third epoch checkpoint"
+            time.sleep(0.1)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        _kill_group(proc.pid)
+    assert not load_trial_records(out)
+    resumed = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300,
+                             start_new_session=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    (record,) = load_trial_records(out)
+    assert record["status"] == "complete" and record["metrics"]["resumed_from_epoch"] >= 3
+    assert record["metrics"]["epochs"] == 40

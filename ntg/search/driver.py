@@ -34,7 +34,8 @@ from ntg.search.trial import DONE_KEY, GENERATOR_DIR, RESULT_KEY
 class SweepState:
     """What the searcher and the callback share in the driver: finished records by configuration key."""
 
-    def __init__(self, records: Sequence[Mapping[str, Any]], total: int) -> None:
+    def __init__(self, records: Sequence[Mapping[str, Any]], total: int, sweep_dir: Path) -> None:
+        self.sweep_dir = sweep_dir
         self.records: list[dict[str, Any]] = [dict(r) for r in records]
         self.by_key = {r["config_key"]: r for r in self.records if r.get("status") in ("complete", "infeasible")}
         self.total = total
@@ -53,7 +54,11 @@ class SweepSearcher(OptunaSearch):
         config = super().suggest(trial_id)
         if config is None:
             return None
-        config["trial_number"] = self._ot_trials[trial_id].number
+        ot_trial = self._ot_trials[trial_id]
+        config["trial_number"] = ot_trial.number
+        resume = ot_trial.user_attrs.get("resume_checkpoint")
+        if resume:  # a configuration cut mid-way by a killed driver continues from its last epoch
+            config["resume_checkpoint"] = str(self._state.sweep_dir / resume)
         earlier = self._state.by_key.get(config.get("config_key"))
         if earlier is not None:
             config["reuse"] = reuse_payload(earlier)

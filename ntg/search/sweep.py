@@ -121,11 +121,28 @@ def make_sampler(name: str, seed: int, concurrency: int) -> Any:
     raise NtgError(f"--sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
 
 
-def repair_study(study: Any, records: Sequence[dict[str, Any]], space: Any, max_parameters: int) -> int:
+def last_checkpoint(sweep_dir: Path, number: int) -> Path | None:
+    """The newest epoch checkpoint that the Tune trial of Optuna trial ``number`` left (None if none)."""
+    from ntg.models.fitting import CHECKPOINT_FILE
+    from ntg.utils.io import read_json
+
+    for params in sorted((sweep_dir / "tune").glob("run-*/trial_*/params.json"), reverse=True):
+        try:
+            if read_json(params).get("trial_number") != number:
+                continue
+        except ValueError:  # cut while being written
+            continue
+        found = sorted(params.parent.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
+        return found[-1] if found else None
+    return None
+
+
+def repair_study(study: Any, records: Sequence[dict[str, Any]], sweep_dir: Path, max_parameters: int) -> int:
     """Finish Optuna trials a killed driver left RUNNING/WAITING; returns how many were repaired.
 
     A trial with a record is told its recorded objectives (the record was written, the tell was not); one
-    without is marked FAIL and its configuration enqueued, so the next trial trains it again from scratch.
+    without is marked FAIL and its configuration enqueued, so the next trial trains it again, from the last
+    epoch checkpoint it left in the Tune folder when there is one (user attribute ``resume_checkpoint``).
     """
     import optuna
 
@@ -145,8 +162,10 @@ def repair_study(study: Any, records: Sequence[dict[str, Any]], space: Any, max_
             state = optuna.trial.TrialState.FAIL if frozen.state == optuna.trial.TrialState.RUNNING else None
             if state is not None:
                 study.tell(trial, state=state)
-                if frozen.params and record is None:
-                    study.enqueue_trial(dict(frozen.params), skip_if_exists=False)
+                if record is None:
+                    found = last_checkpoint(sweep_dir, frozen.number)
+                    attrs = {"resume_checkpoint": _relative(found, sweep_dir)} if found else None
+                    study.enqueue_trial(dict(frozen.params), user_attrs=attrs, skip_if_exists=False)
         repaired += 1
     return repaired
 
@@ -181,7 +200,7 @@ def run_sweep(options: SweepOptions, log: Callable[[str], None] = print) -> dict
     check_or_write_sweep(sweep_dir, meta, options.resume)
     records = load_trial_records(sweep_dir)
     study = _open_study(storage, objectives)
-    repaired = repair_study(study, records, space, space.max_parameters)
+    repaired = repair_study(study, records, sweep_dir, space.max_parameters)
     if repaired:
         log(f"resume: {repaired} Optuna trial(s) left unfinished by an interrupted driver were closed")
     remaining = options.n_trials - len(records)
@@ -254,7 +273,7 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
         concurrency = max(1, int(cluster_cpus // options.cpus_per_trial))
         if options.concurrency:
             concurrency = min(concurrency, options.concurrency)
-        state = SweepState(records, options.n_trials)
+        state = SweepState(records, options.n_trials, sweep_dir)
 
         def define(trial: Any) -> dict[str, Any]:
             config = space.suggest(trial)

@@ -126,6 +126,7 @@ def evaluate_config(
     history = log.get("history") or []
     metrics = {k: v for k, v in scores.items() if k not in ("fidelity", "tstr_f1", "privacy_ok")}
     metrics.update(epochs=len(history), best_epoch=log.get("best_epoch"),
+                   resumed_from_epoch=log.get("resumed_from_epoch", 0),
                    val_loss=_best_val_loss(history), num_train_flows=log.get("num_train_flows"))
     return _result(objectives, metrics, reason, train_config, device, started, trained=True)
 
@@ -170,6 +171,27 @@ def _result(objectives: dict[str, float], metrics: dict[str, Any], reason: str |
     }
 
 
+def _restore_checkpoint(config: Mapping[str, Any], work_dir: Path) -> None:
+    """Put the loop's checkpoint into ``work_dir``: Tune's (a restored trial) or the one a killed sweep left
+    (``resume_checkpoint``); one that does not load (cut while being copied) is ignored: the trial restarts."""
+    import torch
+    from ray import tune
+
+    restored = tune.get_checkpoint()
+    if restored is not None:
+        with restored.as_directory() as folder:
+            if (Path(folder) / CHECKPOINT_FILE).exists():
+                shutil.copy2(Path(folder) / CHECKPOINT_FILE, work_dir / CHECKPOINT_FILE)
+        return
+    source = Path(config.get("resume_checkpoint") or "")
+    if source.is_file():
+        try:
+            torch.load(source, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001  (any unreadable file means: start afresh)
+            return
+        shutil.copy2(source, work_dir / CHECKPOINT_FILE)
+
+
 def run_trial(config: dict[str, Any]) -> None:
     """The Tune function trainable: ``config`` = the searcher's suggestion + ``{"sweep": settings}``.
 
@@ -186,11 +208,7 @@ def run_trial(config: dict[str, Any]) -> None:
         return
     work_dir = Path(tempfile.mkdtemp(prefix="ntg-trial-"))
     try:
-        restored = tune.get_checkpoint()
-        if restored is not None:
-            with restored.as_directory() as folder:
-                if (Path(folder) / CHECKPOINT_FILE).exists():
-                    shutil.copy2(Path(folder) / CHECKPOINT_FILE, work_dir / CHECKPOINT_FILE)
+        _restore_checkpoint(config, work_dir)
         result = evaluate_config(config["family"], config.get("model") or {}, config.get("train") or {},
                                  settings, work_dir=work_dir, reporter=TuneEpochReporter())
         (work_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the final checkpoint keeps the generator only
