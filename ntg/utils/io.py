@@ -30,6 +30,7 @@ OUTPUT_SIGNATURES: dict[str, tuple[tuple[str, ...], ...]] = {
     "run": (("run.json",), ("config.json", "model.safetensors"), ("checkpoints",)),
     "report": (("report.json",),),
     "demo": (("comparison.md",), ("data", "runs"), ("data", "reports")),
+    "sweep": (("sweep.json",), ("trials", "study.db")),
 }
 
 
