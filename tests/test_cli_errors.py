@@ -144,3 +144,34 @@ def test_one_class_dataset_is_a_warning(iot_small_captures: Path, tmp_path: Path
     assert "one class only (HueBridge): nothing to classify" in result.stderr
     info = ntg("data", "info", str(tmp_path / "one"))
     assert info.returncode == 0 and "nothing to classify" in info.stdout
+
+
+@pytest.mark.parametrize(("error", "advice"), [
+    (PermissionError(13, "Permission denied", "/srv/shared/out"), "permissions"),
+    (IsADirectoryError(21, "Is a directory", "/srv/shared/out"), "give a file name"),
+    (OSError(28, "No space left on device", "/srv/shared/out"), "free some space"),
+])
+def test_os_errors_on_user_paths_are_one_line(error: OSError, advice: str, monkeypatch, capsys) -> None:
+    """Root ignores file modes, so the OS's refusal is raised where a command would meet it."""
+    import ntg.cli.data
+    from ntg.cli import main
+
+    def refuse(args):
+        raise error
+
+    monkeypatch.setattr(ntg.cli.data, "cmd_data_list", refuse)
+    assert main(["data", "list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ntg: error: /srv/shared/out:") and advice in err[0]
+
+
+def test_os_error_without_a_path_is_a_bug_and_keeps_its_traceback(monkeypatch) -> None:
+    import ntg.cli.data
+    from ntg.cli import main
+
+    def broken(args):
+        raise OSError("internal socket trouble")
+
+    monkeypatch.setattr(ntg.cli.data, "cmd_data_list", broken)
+    with pytest.raises(OSError, match="internal socket"):
+        main(["data", "list"])
