@@ -225,7 +225,7 @@ def progress_line(record: Mapping[str, Any], state: SweepState, objectives: Sequ
              *[(k, record["train"][k]) for k in ("lr", "epochs")
                if record["metrics"].get("epochs") and k in (record.get("train") or {})]]  # neural only
     settings = " ".join(f"{k}={_fmt(v)}" for k, v in shown)
-    if record.get("status") == "complete" or record.get("status") == "infeasible":
+    if record.get("status") in ("complete", "infeasible") and record.get("generator_dir"):  # measured
         scores = " ".join(f"{o.name} {_fmt(record['objectives'].get(o.name))}" for o in objectives)
     else:
         scores = "-"

@@ -103,8 +103,7 @@ def evaluate_config(
             return _over_budget(gen.num_parameters(), budget, train_config, started)
     gen.fit(train_flows, val_flows, train_config=train_config, checkpoint_dir=work_dir, reporter=reporter)
     if isinstance(gen, NeuralGenerator):
-        device = str(gen.device)
-        gen.to("cpu")
+        device = str(gen.device)  # sampled and scored where it trained (a GPU trial samples on its GPU)
     parameters = gen.num_parameters()
     if parameters > budget:  # a baseline's table size is known only once fitted (fitting it takes seconds)
         return _over_budget(parameters, budget, train_config, started)
