@@ -163,3 +163,7 @@ def test_train_evaluate_sample_refuse_unrelated_outputs(iot_small: PreparedDatas
     forced = ntg("sample", str(run), "--n", "20", "--out", str(letter), "--force")
     assert forced.returncode == 0 and "payload" in letter.read_text().splitlines()[0]
     assert refused(ntg("sample", str(run), "--n", "20", "--out", str(work)), work)  # a folder is not a file
+    real = iot_small.root / "flows.parquet"  # a flow file, but the dataset's own: never overwritten by samples
+    before_real = real.read_bytes()
+    assert refused(ntg("sample", str(run), "--n", "20", "--out", str(real)), real)
+    assert real.read_bytes() == before_real

@@ -94,14 +94,18 @@ def _add_sample(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
+    from ntg.data.dataset import FLOWS_FILE
     from ntg.data.schema import is_flow_file
     from ntg.training.runs import sample_run
-    from ntg.utils.io import claim_output_file
+    from ntg.utils.io import claim_output_file, output_kind
 
     if args.n < 1:
         raise NtgError(f"--n must be positive, not {args.n}")
     if args.out.suffix not in (".parquet", ".csv"):
         raise NtgError(f"--out {args.out}: use a .parquet or .csv file name")
+    if args.out.name == FLOWS_FILE and output_kind(args.out.parent) == "dataset" and not args.force:
+        raise NtgError(f"--out {args.out}: holds the real flows of a prepared dataset; choose another file name "
+                       "(nothing was changed)")
     claim_output_file(args.out, [is_flow_file], force=args.force)
     out = sample_run(args.run, n=args.n, label=args.label, seed=args.seed, out=args.out)
     print(f"{out}: {args.n} flows")
