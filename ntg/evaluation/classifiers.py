@@ -10,6 +10,8 @@ Classes are learnt from the training labels; a class absent from training can ne
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 import numpy as np
@@ -33,6 +35,19 @@ def _check_training_set(flows: FlowTable) -> np.ndarray:
     if len(flows) == 0:
         raise NtgError("cannot train a classifier on 0 flows; check the training or synthetic set")
     return flows.labels.astype(str)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch intra-op threads, then restore the caller's setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def default_jobs() -> int:
@@ -84,6 +99,11 @@ class CNNFlowClassifier:
 
     Early stopping keeps the weights of the epoch with the best macro-F1 on a stratified validation slice
     (``val_fraction`` of the training flows, only from classes with 2+ flows; none when fewer than 20 flows).
+
+    Fits and predicts on ``threads`` torch threads (default 1): with two threads the same seed gave another
+    model (accuracy 0.615 instead of 0.626 on iot-sentinel: parallel reductions sum in another order), and on
+    a loaded 2-core machine the threads' spin-waiting made the default evaluation 2.7× slower in CPU time
+    (benchmarks/bench_evaluate.py, 2026-12-02); on a quiet machine two threads fit 1.8× faster.
     """
 
     name = "cnn"
@@ -100,6 +120,7 @@ class CNNFlowClassifier:
         class_weight_power: float = 0.5,
         seed: int = 0,
         device: str = "cpu",
+        threads: int = 1,
     ):
         self.n_packets = n_packets
         self.width = width
@@ -111,6 +132,7 @@ class CNNFlowClassifier:
         self.class_weight_power = class_weight_power
         self.seed = seed
         self.device = device
+        self.threads = threads
 
     def _build(self, n_classes: int):
         import torch
@@ -153,6 +175,10 @@ class CNNFlowClassifier:
         return np.setdiff1d(idx, val_idx), val_idx
 
     def fit(self, flows: FlowTable) -> CNNFlowClassifier:
+        with torch_threads(self.threads):
+            return self._fit(flows)
+
+    def _fit(self, flows: FlowTable) -> CNNFlowClassifier:
         import torch
         from sklearn.metrics import f1_score
 
@@ -207,7 +233,7 @@ class CNNFlowClassifier:
 
         x = torch.from_numpy(series_features(flows, self.n_packets)).to(self.device)
         out = []
-        with torch.no_grad():
+        with torch.no_grad(), torch_threads(self.threads):
             for start in range(0, len(x), 4096):
                 out.append(self.module_(x[start : start + 4096]).argmax(dim=1).cpu().numpy())
         ids = np.concatenate(out) if out else np.zeros(0, dtype=np.int64)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import stats
+from scipy.spatial.distance import jensenshannon, pdist
 
 from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
@@ -40,22 +41,13 @@ def counts(values: np.ndarray, n_bins: int) -> np.ndarray:
 
 
 def jsd(p: np.ndarray, q: np.ndarray) -> float:
-    """Jensen–Shannon divergence (base 2, in [0, 1]) of two histograms (counts or probabilities).
-
-    NaN when either histogram is empty (there is nothing to compare).
-    """
+    """Jensen–Shannon divergence (base 2, in [0, 1]) of two histograms (counts or probabilities): the square
+    of :func:`scipy.spatial.distance.jensenshannon` (a distance). NaN when either histogram is empty."""
     p = np.asarray(p, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64)
     if p.sum() <= 0 or q.sum() <= 0:
         return float("nan")
-    p, q = p / p.sum(), q / q.sum()
-    m = 0.5 * (p + q)
-
-    def kl(a: np.ndarray) -> float:
-        nz = a > 0
-        return float(np.sum(a[nz] * np.log2(a[nz] / m[nz])))
-
-    return float(np.clip(0.5 * kl(p) + 0.5 * kl(q), 0.0, 1.0))
+    return float(np.clip(jensenshannon(p, q, base=2) ** 2, 0.0, 1.0))
 
 
 def robust_scale(real: np.ndarray) -> float:
@@ -96,30 +88,25 @@ def subsample(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(n, size=size, replace=False))
 
 
-def squared_distances(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """``(len(x), len(y))`` squared Euclidean distances."""
-    d = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2.0 * x @ y.T
-    return np.clip(d, 0.0, None)
-
-
 def median_bandwidth(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, max_points: int = 1000) -> float:
     """Median heuristic: the median pairwise distance among (at most ``max_points`` of) the pooled points."""
     pooled = np.concatenate([x, y])
     pooled = pooled[subsample(len(pooled), max_points, rng)]
-    d2 = squared_distances(pooled, pooled)[np.triu_indices(len(pooled), k=1)]
-    positive = d2[d2 > 0]
-    return float(np.sqrt(np.median(positive))) if positive.size else 1.0
+    d = pdist(pooled)
+    positive = d[d > 0]
+    return float(np.median(positive)) if positive.size else 1.0
 
 
 def mmd2_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
-    """Unbiased MMD² with ``k(a, b) = exp(-|a - b|² / (2 bandwidth²))`` (may be slightly below 0)."""
+    """Unbiased MMD² with ``k(a, b) = exp(-|a - b|² / (2 bandwidth²))`` (scikit-learn's ``rbf_kernel``; may be
+    slightly below 0)."""
+    from sklearn.metrics.pairwise import rbf_kernel
+
     m, n = len(x), len(y)
     if m < 2 or n < 2:
         return float("nan")
     gamma = 1.0 / (2.0 * bandwidth**2)
-    kxx = np.exp(-gamma * squared_distances(x, x))
-    kyy = np.exp(-gamma * squared_distances(y, y))
-    kxy = np.exp(-gamma * squared_distances(x, y))
+    kxx, kyy, kxy = rbf_kernel(x, x, gamma=gamma), rbf_kernel(y, y, gamma=gamma), rbf_kernel(x, y, gamma=gamma)
     xx = (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
     yy = (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
     return float(xx + yy - 2.0 * kxy.mean())

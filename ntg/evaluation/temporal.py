@@ -14,7 +14,9 @@
 flows: one mean μ and variance σ² over all existing packets of the set, then for lag k the mean of
 ``(x_t − μ)(x_{t+k} − μ) / σ²`` over every flow and position t where both packets exist. Per-flow ACFs of
 10-packet series are too noisy (and undefined for constant flows) to compare. K = min(5, N − 1) by default.
-A set whose values are all equal, or with no pair at a lag, gets ACF 0 there.
+A set whose values are all equal, or with no pair at a lag, gets ACF 0 there. Hand-written on purpose:
+``statsmodels.tsa.stattools.acf`` estimates one series at a time, with its own mean, and has no mask for
+flows of different lengths; the pooled estimate is three vectorised lines per lag.
 
 Transition matrices count (direction_t → direction_{t+1}) over all consecutive existing packets; a row
 with no transitions is all zeros (so a generator that never leaves a state still pays for it).

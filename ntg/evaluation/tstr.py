@@ -21,7 +21,7 @@ from ntg.evaluation.features import flat_features
 from ntg.models.base import Generator
 
 MIN_SUPPORT = 10  # classes with at least this many test flows enter ``macro_f1_supported``
-CACHE_SIZE = 16  # predictions kept by :func:`fit_predict`
+CACHE_SIZE = 256  # predictions kept by :func:`fit_predict` (a few kB each)
 _PREDICTIONS: OrderedDict[str, np.ndarray] = OrderedDict()
 
 
@@ -105,7 +105,8 @@ def fit_predict(
 
     The last :data:`CACHE_SIZE` results are kept, keyed by the classifier's inputs (the flows' feature rows and
     labels, classifier, window, seed, options), because evaluations repeat the same fit: TRTR is the same for
-    every generator judged on a dataset, and augmentation's ceiling is the stored split's TRTR. Seeded fits are
+    every generator judged on a dataset, augmentation's ceiling is the stored split's TRTR, and its real-only,
+    SMOTE and hand-crafted rows are the same for every generator (the demo judges seven in one process). Seeded fits are
     deterministic, so a cached prediction is the one a new fit would make.
     """
     options = dict(options or {})
