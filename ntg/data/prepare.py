@@ -251,7 +251,10 @@ def prepare_dataset(
         try:
             if read_json(out / META_FILE).get("cache_key") == cache_key:
                 log(f"{out}: up to date (same sources and parameters), reusing it")
-                return PreparedDataset.load(out)
+                reused = PreparedDataset.load(out)
+                for line in notices(reused.meta):  # what was dropped still matters on a re-run
+                    log(line)
+                return reused
         except (json.JSONDecodeError, OSError):
             pass
 
