@@ -150,3 +150,27 @@ def test_generator_from_other_data_is_named(iot_small, iot_small_captures, marko
     table.meta["label"] = "NotADevice"
     with pytest.raises(NtgError, match="knows none of the classes"):
         evaluate(other.root, synthetic=table, axes=("fidelity",), progress=False)
+
+
+def test_cli_fast_profile_and_a_failed_axis(iot_small, markov_run, tmp_path, monkeypatch, capsys):
+    from ntg.cli import main
+    from ntg.evaluation import axes
+
+    out = tmp_path / "fast"
+    argv = ["evaluate", "--data", str(iot_small.root), "--generator", str(markov_run), "--quiet"]
+    assert main([*argv, "--out", str(out), "--profile", "fast"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["settings"]["profile"] == "fast" and report["settings"]["classifiers"] == ["rf"]
+    assert report["fidelity"]["reference"] == "val" and report["augmentation"] is None
+    capsys.readouterr()
+
+    def broken(ctx):
+        raise ValueError("bad\nthing")
+
+    monkeypatch.setitem(axes.AXIS_STEPS, "cost", broken)
+    failed = tmp_path / "failed"
+    assert main([*argv, "--out", str(failed), "--axes", "cost", "fidelity"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ntg: error:")]
+    assert len(err) == 1 and "axis 'cost' failed: ValueError: bad thing" in err[0] and "report.md" in err[0]
+    kept = json.loads((failed / "report.json").read_text())
+    assert kept["fidelity"]["score"] > 0 and kept["settings"]["axes_status"]["cost"]["status"] == "failed"
