@@ -15,14 +15,17 @@ iot-sentinel is prepared once into ``--cache`` (outside the repository), the bas
 Wall and CPU seconds are printed beside the 1-minute load average before and after, because the 2 cores of
 the development machine are shared: a wall time at load ≫ 2 is not a measurement of ntg.
 
-Measured 2026-12-02 on the shared 2-core machine (markov; results/evaluate.json), at a load of 3.4–5 from other
-jobs: default evaluation 175.8 s wall, 144.5 s CPU (0.98× the target; fidelity 6.6, privacy 1.3, cost 0.1,
-TSTR 61.7, augmentation 103.4 s); fast profile 6.6 s cold, 4.1 s warm (0.44× / 0.27×), 7.5 s as
-``evaluate --profile fast`` with its report and figures. Before these changes, same command at load 5.3: 493 s
-wall, 369 s CPU (TSTR 364 s: the CNN's two torch threads spin-waiting on a loaded machine), and 132 s on one
-thread at load 1 (augmentation 79 s, TSTR 54 s of which the CNN 45 s, fidelity 4 s, privacy 3 s: py-spy). The
-metrics are the same (fidelity 0.110, TSTR 0.498, TRTR 0.633 as in the README's demo table). To be re-run on a
-quiet machine.
+Measured 2026-12-02 on the shared 2-core machine (markov; results/evaluate.json is the second run):
+
+* at a load of 3.4–5 from other jobs: default evaluation 175.8 s wall, 144.5 s CPU (0.98× the target);
+* at a load of 1.9 (this benchmark's own two threads included): 104.2 s wall, 144.6 s CPU (0.58×; fidelity 3.1,
+  privacy 0.8, cost 0.1, TSTR 46.3, augmentation 51.5 s); fast profile 4.1 s cold, 2.0 s warm (0.27× / 0.13×),
+  4.1 s as ``evaluate --profile fast`` with its report and figures.
+
+Before these changes, the same command at load 5.3: 493 s wall, 369 s CPU (TSTR 364 s: the CNN's two torch
+threads spin-waiting on a loaded machine); on one thread at load 1: 132 s (augmentation 79 s, TSTR 54 s of which
+the CNN 45 s, fidelity 4 s, privacy 3 s: py-spy). The metrics are the same (fidelity 0.110, TSTR 0.498, TRTR
+0.633, as in the README's demo table). To be re-run on a quiet machine.
 """
 
 from __future__ import annotations
