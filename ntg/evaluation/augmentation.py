@@ -199,6 +199,31 @@ def _keep_columns(table: FlowTable, n_packets: int) -> FlowTable:
     return table
 
 
+def _additions(
+    subset: FlowTable, missing: dict[str, int], n_packets: int, seed: int, pool: SyntheticPool | None,
+    fraction_generator: GeneratorFactory | None,
+) -> dict[str, FlowTable | None]:
+    """The flows each method adds to ``subset`` (None for real-only; methods without a source left out)."""
+    extra: dict[str, FlowTable | None] = {
+        "real_only": None,
+        "real+smote": smote_augment(subset, missing, n_packets, seed),
+        "real+handcrafted": handcrafted_augment(subset, missing, n_packets, seed),
+    }
+    if pool is not None:
+        extra["real+synthetic_full"] = pool.take(missing)
+    if fraction_generator is not None:
+        extra["real+synthetic_fraction"] = synthetic_augment(fraction_generator(subset, seed), missing, seed)
+    return extra
+
+
+def _row(fraction: float, method: str, scores: dict, sizes: dict) -> dict[str, Any]:
+    """One row of the table: a method's macro-F1 and gain over real-only at a fraction, over the seeds."""
+    values, n_flows, base = scores[(fraction, method)], sizes[(fraction, method)], scores[(fraction, "real_only")]
+    gains = [(v - b) / b if v is not None and b else None for v, b in zip(values, base, strict=True)]
+    return {"fraction": float(fraction), "method": method, "macro_f1": mean_std(values), "gain": mean_std(gains),
+            "per_seed": values, "train_flows": float(np.mean(n_flows)) if n_flows else None}
+
+
 def run_augmentation(
     train: FlowTable,
     test: FlowTable,
@@ -238,18 +263,8 @@ def run_augmentation(
         if seed not in ceiling:
             ceiling[seed] = _score(full, test, classifier, n_packets, seed, options)
         subset = _keep_columns(stratified_fraction(train, fraction, seed), n_packets)
-        missing = augmentation_targets(subset, min_target)
-        extra: dict[str, FlowTable | None] = {
-            "real_only": None,
-            "real+smote": smote_augment(subset, missing, n_packets, seed),
-            "real+handcrafted": handcrafted_augment(subset, missing, n_packets, seed),
-        }
-        if synthetic_source is not None:
-            pool = pools.setdefault(seed, SyntheticPool(synthetic_source, seed))
-            extra["real+synthetic_full"] = pool.take(missing)
-        if fraction_generator is not None:
-            small_generator = fraction_generator(subset, seed)
-            extra["real+synthetic_fraction"] = synthetic_augment(small_generator, missing, seed)
+        pool = pools.setdefault(seed, SyntheticPool(synthetic_source, seed)) if synthetic_source is not None else None
+        extra = _additions(subset, augmentation_targets(subset, min_target), n_packets, seed, pool, fraction_generator)
         for method in METHODS:
             key = (fraction, method)
             if method == "real_100":
@@ -266,24 +281,7 @@ def run_augmentation(
                 sizes[key].append(len(data))
         bar.update(1)
     bar.close()
-    rows = []
-    for fraction in fractions:
-        base = scores[(fraction, "real_only")]
-        for method in METHODS:
-            values, n_flows = scores[(fraction, method)], sizes[(fraction, method)]
-            gains = [
-                (v - b) / b if v is not None and b else None for v, b in zip(values, base, strict=True)
-            ]
-            rows.append(
-                {
-                    "fraction": float(fraction),
-                    "method": method,
-                    "macro_f1": mean_std(values),
-                    "gain": mean_std(gains),
-                    "per_seed": values,
-                    "train_flows": float(np.mean(n_flows)) if n_flows else None,
-                }
-            )
+    rows = [_row(fraction, method, scores, sizes) for fraction in fractions for method in METHODS]
     return {
         "classifier": classifier,
         "fractions": [float(f) for f in fractions],
