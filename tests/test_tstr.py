@@ -104,3 +104,18 @@ def test_synthetic_like_from_table_matches_counts_and_rejects_foreign_labels(rea
         synthetic_like(foreign, train)
     with pytest.raises(NtgError, match="0 flows"):
         make_classifier("rf").fit(FlowTable.empty(10))
+
+
+def test_repeated_fits_come_from_the_cache_and_match_a_fresh_fit(real_split) -> None:
+    from ntg.evaluation import tstr
+
+    train, test = real_split
+    tstr._PREDICTIONS.clear()
+    first = tstr.train_and_score(train, test, "rf", 10, 0, None, {**RF_FAST, "n_jobs": 1})
+    again = tstr.train_and_score(train, test, "rf", 10, 0, None, {**RF_FAST, "n_jobs": 2})  # jobs: same model
+    assert len(tstr._PREDICTIONS) == 1 and again == first
+    fresh = make_classifier("rf", n_packets=10, seed=0, **RF_FAST).fit(train).predict(test)
+    assert classification_scores(test.labels, fresh) == first
+    tstr.train_and_score(train, test, "rf", 10, 1, None, RF_FAST)  # another seed is another fit
+    tstr.train_and_score(train.take(np.arange(400)), test, "rf", 10, 0, None, RF_FAST)  # other flows too
+    assert len(tstr._PREDICTIONS) == 3
