@@ -98,8 +98,9 @@ def median_bandwidth(x: np.ndarray, y: np.ndarray, rng: np.random.Generator, max
 
 
 def mmd2_rbf(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:
-    """Unbiased MMD² with ``k(a, b) = exp(-|a - b|² / (2 bandwidth²))`` (scikit-learn's ``rbf_kernel``; may be
-    slightly below 0)."""
+    """Unbiased MMD² with ``k(a, b) = exp(-|a - b|² / (2 bandwidth²))`` (may be slightly below 0). The kernel is
+    scikit-learn's ``rbf_kernel``; the estimator (diagonals left out) is ours: neither scipy nor scikit-learn
+    has an MMD."""
     from sklearn.metrics.pairwise import rbf_kernel
 
     m, n = len(x), len(y)
