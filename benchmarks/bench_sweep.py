@@ -1,9 +1,10 @@
 """Does `ntg sweep` keep the cores busy, and what does Ray cost per trial? Beside a plain sequential loop.
 
-    python benchmarks/bench_sweep.py [--trials 6] [--epochs 5] [--data DIR] [--out benchmarks/results/sweep.json]
+    python benchmarks/bench_sweep.py [--trials 6] [--epochs 18] [--data DIR] [--out benchmarks/results/sweep.json]
 
 A sweep of transformer trials of about 30 s each (1 CPU and 1 torch thread per trial, as many at a time as
-there are cores) on eight iot-sentinel device types (real captures, prepared into a temporary folder unless
+there are cores; a continuous learning rate, so no configuration repeats and none is reused) on eight
+iot-sentinel device types (real captures, prepared into a temporary folder unless
 ``--data`` names a prepared dataset); then the same configurations, read back from the trial records, are
 trained and evaluated one after the other in this process with the same code (``evaluate_config``), no Ray.
 
@@ -16,6 +17,9 @@ Printed and written to the results JSON:
   the driver, waiting for the last trials); ``in_trial_overhead_s`` = mean trial compute under Ray − mean
   wall of the same configuration run sequentially (per-epoch ``tune.report`` and checkpoint uploads, and any
   contention between the concurrent trials).
+* ``trial_cpu_s`` / ``sequential_cpu_s`` (``time.process_time``) beside the wall times: where a trial's wall
+  time exceeds its sequential run but its CPU time does not, it waited for a core (other load on the machine),
+  which is not Ray's cost; ``busy_cpu`` is ``busy`` counted in CPU time.
 * ``ray_init_s``: starting the local Ray instance (paid once per sweep, not counted in the sweep wall).
 """
 
@@ -50,6 +54,7 @@ families:
       d_model: {{type: categorical, choices: [64, 96]}}
       mlp_hidden: "3 * d_model"
     train:
+      lr: {{type: float, low: 5.0e-4, high: 3.0e-3, log: true}}
       epochs: {epochs}
       patience: {epochs}
       batch_size: 128
@@ -72,7 +77,7 @@ def prepare_small(root: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=6)
-    parser.add_argument("--epochs", type=int, default=5, help="epochs per trial (about 5 s each here)")
+    parser.add_argument("--epochs", type=int, default=18, help="epochs per trial (about 1.3 s each here)")
     parser.add_argument("--data", type=Path, help="a prepared dataset (default: eight iot-sentinel devices)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "sweep.json")
     args = parser.parse_args()
@@ -101,19 +106,25 @@ def main() -> None:
             ray.shutdown()
         records = [r for r in load_trial_records(tmp / "sweep") if not r["metrics"].get("reused_from")]
         compute = [float(r["wall_s"]) for r in records]
-        sequential = []
+        compute_cpu = [float(r["metrics"]["cpu_s"]) for r in records]
+        sequential, sequential_cpu = [], []
         settings = {"data_dir": str(data), "max_parameters": 2_000_000, "max_epochs": None}
         for i, record in enumerate(records):  # the same configurations, one after the other, no Ray
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             evaluate_config(record["family"], record["model"], record["train"], settings, work_dir=tmp / f"seq{i}")
             sequential.append(time.perf_counter() - t0)
+            sequential_cpu.append(time.process_time() - c0)
 
     n = len(records)
     concurrency = min(cores, args.trials)
     result = {
         "cores": cores, "trials": n, "epochs": args.epochs, "ray_init_s": ray_init_s, "sweep_wall_s": sweep_wall,
         "trial_compute_s": compute, "sequential_s": sequential,
+        "trial_cpu_s": compute_cpu, "sequential_cpu_s": sequential_cpu,
         "busy": sum(compute) / (cores * sweep_wall),
+        "busy_cpu": sum(compute_cpu) / (cores * sweep_wall),
+        "in_trial_cpu_overhead_s": sum(compute_cpu) / n - sum(sequential_cpu) / n,
+        "load_average_after": os.getloadavg(),
         "ray_overhead_per_trial_s": (concurrency * sweep_wall - sum(compute)) / n,
         "in_trial_overhead_s": sum(compute) / n - sum(sequential) / n,
         "speedup_vs_sequential": sum(sequential) / sweep_wall,
@@ -124,7 +135,9 @@ def main() -> None:
           f"sweep {sweep_wall:.1f} s (+ ray.init {ray_init_s:.1f} s) vs sequential {sum(sequential):.1f} s "
           f"({result['speedup_vs_sequential']:.2f}×); busy {result['busy']:.2f} (target ≥ 0.8); "
           f"Ray overhead {result['ray_overhead_per_trial_s']:.1f} s per trial slot, "
-          f"{result['in_trial_overhead_s']:+.1f} s inside each trial")
+          f"{result['in_trial_overhead_s']:+.1f} s inside each trial (CPU time "
+          f"{result['in_trial_cpu_overhead_s']:+.1f} s: the rest is waiting for a core); "
+          f"busy by CPU time {result['busy_cpu']:.2f}; load average {os.getloadavg()[0]:.1f}")
     write_json(args.out, result)
     print(f"wrote {args.out}")
 

@@ -110,6 +110,7 @@ def test_small_sweep_two_families_front_and_stored_study(small_sweep):
     states = [t.state for t in study.trials]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 6 and len(states) == 6
     assert all(t.user_attrs["feasible"] and t.constraints["parameters"] < 0 for t in study.trials)
+    assert {t.user_attrs["family"] for t in study.trials} == {r["family"] for r in records}
     key_of = {r["number"]: r["config_key"] for r in records}
     front_keys = {r["config_key"] for r in records if r["trial_id"] in summary["front"]}
     assert {key_of[t.number] for t in study.best_trials} == front_keys  # Optuna's front, duplicates aside

@@ -99,7 +99,7 @@ def mark_feasibility(ot_trial: Any, result: Mapping[str, Any], max_parameters: i
     ot_trial.set_constraint("privacy", 0.0 if feasible or str(reason).startswith("parameters") else 1.0)
     ot_trial.set_user_attr("feasible", feasible)
     ot_trial.set_user_attr("infeasible_reason", reason)
-    family = ot_trial.params.get("family") if hasattr(ot_trial, "params") else None
+    family = result.get("config/family", result.get("family"))
     if family:
         ot_trial.set_user_attr("family", family)
 

@@ -138,7 +138,7 @@ def last_checkpoint(sweep_dir: Path, number: int) -> Path | None:
 
 
 def repair_study(study: Any, records: Sequence[dict[str, Any]], sweep_dir: Path, max_parameters: int) -> int:
-    """Finish Optuna trials a killed driver left RUNNING/WAITING; returns how many were repaired.
+    """Finish Optuna trials a killed driver left RUNNING; returns how many were repaired.
 
     A trial with a record is told its recorded objectives (the record was written, the tell was not); one
     without is marked FAIL and its configuration enqueued, so the next trial trains it again, from the last
@@ -151,21 +151,18 @@ def repair_study(study: Any, records: Sequence[dict[str, Any]], sweep_dir: Path,
     by_number = {r.get("number"): r for r in records}
     names = [name for name in study.user_attrs.get("objectives", [])]
     repaired = 0
-    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,
-                                                           optuna.trial.TrialState.WAITING)):
+    for frozen in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         record = by_number.get(frozen.number)
         trial = optuna.trial.Trial(study, frozen._trial_id)
         if record is not None and record.get("status") in ("complete", "infeasible") and names:
             mark_feasibility(trial, record, max_parameters)
             study.tell(trial, [float(record["objectives"][n]) for n in names])
         else:
-            state = optuna.trial.TrialState.FAIL if frozen.state == optuna.trial.TrialState.RUNNING else None
-            if state is not None:
-                study.tell(trial, state=state)
-                if record is None:
-                    found = last_checkpoint(sweep_dir, frozen.number)
-                    attrs = {"resume_checkpoint": _relative(found, sweep_dir)} if found else None
-                    study.enqueue_trial(dict(frozen.params), user_attrs=attrs, skip_if_exists=False)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if record is None:  # cut mid-way: train it again first (WAITING trials are asked first)
+                found = last_checkpoint(sweep_dir, frozen.number)
+                attrs = {"resume_checkpoint": _relative(found, sweep_dir)} if found else None
+                study.enqueue_trial(dict(frozen.params), user_attrs=attrs, skip_if_exists=False)
         repaired += 1
     return repaired
 

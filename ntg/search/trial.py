@@ -94,6 +94,7 @@ def evaluate_config(
     gen = create_generator(family, **dict(model))
     train_flows, val_flows = train_inputs(dataset, gen.n_packets)
     started = time.perf_counter()  # the trial's own time: the dataset is read once per worker process
+    cpu_started = time.process_time()  # beside the wall time: a trial waiting for a busy core shows here
     budget = int(settings["max_parameters"])
     device = "cpu"
     if isinstance(gen, NeuralGenerator):  # count the network's parameters before any training step
@@ -124,7 +125,7 @@ def evaluate_config(
     gen.save_pretrained(work_dir / GENERATOR_DIR)
     history = log.get("history") or []
     metrics = {k: v for k, v in scores.items() if k not in ("fidelity", "tstr_f1", "privacy_ok")}
-    metrics.update(epochs=len(history), best_epoch=log.get("best_epoch"),
+    metrics.update(cpu_s=time.process_time() - cpu_started, epochs=len(history), best_epoch=log.get("best_epoch"),
                    resumed_from_epoch=log.get("resumed_from_epoch", 0),
                    val_loss=_best_val_loss(history), num_train_flows=log.get("num_train_flows"))
     return _result(objectives, metrics, reason, train_config, device, started, trained=True)
