@@ -1,4 +1,4 @@
-"""`ntg evaluate`: judge a generator or a synthetic flow file against the real test split."""
+"""`ntg evaluate`: judge a generator or a synthetic flow file against held-out real flows."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "evaluate",
         help="fidelity, synthetic-only training, augmentation, privacy and cost of a generator",
-        description="Judge a generator (run folder) or a synthetic flow file against the real test split; "
+        description="Judge a generator (run folder or Hub repo id) or a synthetic flow file against held-out "
+        "real flows (the test split; the validation split with --profile fast); "
         "writes REPORT_DIR/report.json, report.md and figures.",
     )
     p.add_argument("--data", required=True, type=Path, help="prepared dataset folder")

@@ -301,5 +301,7 @@ def compare(reports: dict[str, dict[str, Any]], out_png: str | Path | None = Non
         lines += ["", "\\* " + report_mod.BOOTSTRAP_NOTE]
     png = None
     if out_png is not None and points:
-        png = report_mod.plot_fidelity_vs_cost(points, out_png)
+        datasets = {(rep.get("data") or {}).get("name") for rep in reports.values()} - {None}
+        dataset = datasets.pop() if len(datasets) == 1 else ""
+        png = report_mod.plot_fidelity_vs_cost(points, out_png, dataset=dataset)
     return "\n".join(lines) + "\n", png

@@ -129,7 +129,8 @@ def write_run_files(out_dir: Path, run: dict[str, Any], log: dict[str, Any]) -> 
     write_json(out_dir / RUN_FILE, run)
     write_json(out_dir / TRAIN_LOG_FILE, log)
     if log.get("history"):
-        plot_loss_curve(log["history"], out_dir / LOSS_CURVE_FILE, title=run.get("family", ""))
+        dataset = Path((run.get("dataset") or {}).get("dir") or "").name
+        plot_loss_curve(log["history"], out_dir / LOSS_CURVE_FILE, title=run.get("family", ""), dataset=dataset)
 
 
 def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "", dataset: str = "") -> Path:
