@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 DEMO = HERE.parent / "artifacts" / "demo"
 BENCHMARKS = [
     ["bench_ingest.py"],
+    ["bench_evaluate.py"],
     ["bench_training.py", "--device", "cpu"],
     ["bench_sampling_ar.py"],
     ["bench_sampling_diffusion.py", "--device", "cpu", "--batches", "1,256", "--out",
