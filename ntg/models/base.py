@@ -283,6 +283,9 @@ def _download(repo_id: str, **hub_kwargs: Any) -> Path:
         return Path(snapshot_download(repo_id=repo_id, **hub_kwargs))
     except (HfHubHTTPError, LocalEntryNotFoundError, ValueError, OSError) as err:
         endpoint = hub_kwargs.get("endpoint") or constants.ENDPOINT
+        if isinstance(err, LocalEntryNotFoundError) and constants.HF_HUB_OFFLINE:
+            raise NtgError(f"{repo_id}: not in the Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it; "
+                           "download it once online (unset HF_HUB_OFFLINE) or give a local generator folder") from None
         if isinstance(err, RevisionNotFoundError):
             why = f"the Hub at {endpoint} has no revision {hub_kwargs.get('revision')!r} of this repo"
         elif isinstance(err, RepositoryNotFoundError):  # also gated / private repos without a valid token
