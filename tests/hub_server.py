@@ -19,8 +19,19 @@ calls for ``snapshot_download`` / ``hf_hub_download`` of model repos, read from 
   (``RepositoryNotFoundError``), ``RevisionNotFound`` (``RevisionNotFoundError``), ``EntryNotFound``
   (``RemoteEntryNotFoundError``).
 
-Every repo has one branch, ``main``, whose commit id is a hash of the repo's files, so publishing new contents
-makes a new commit. No Xet headers are sent, so the client uses plain HTTP downloads.
+Uploads, as ``HfApi.create_repo`` and ``HfApi.upload_folder`` (without Xet: ``HF_HUB_DISABLE_XET``) make them:
+
+* ``POST /api/repos/create`` (``{"name", "organization", ...}``): 200 with ``url``, or 409 when it exists;
+* ``POST /api/models/{repo_id}/preupload/{revision}``: ``uploadMode`` "lfs" for weights, "regular" otherwise;
+* ``POST /{repo_id}.git/info/lfs/objects/batch``: a basic-transfer ``upload`` action per object not stored yet;
+  ``PUT /lfs-upload/{sha256}`` stores it (checked against its sha256);
+* ``POST /api/models/{repo_id}/commit/{revision}`` (NDJSON: ``header``, ``file`` base64, ``lfsFile``,
+  ``deletedFile``, ``deletedFolder``): applies them and answers ``commitOid`` / ``commitUrl``.
+
+With ``write_token`` set, writes need ``Authorization: Bearer <write_token>`` (401 otherwise), as on the Hub.
+
+Every repo has one branch, ``main``, whose commit id is a hash of the repo's files and its number of commits, so
+each publish or upload makes a new commit. No Xet headers are sent, so the client uses plain HTTP transfers.
 
 Point a client at it with ``endpoint=server.endpoint`` (``snapshot_download``, ``hf_hub_download``, ``HfApi``), or
 with the ``HF_ENDPOINT`` environment variable in a fresh process, or in-process with :meth:`HubServer.as_default`
@@ -29,6 +40,7 @@ with the ``HF_ENDPOINT`` environment variable in a fresh process, or in-process 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -83,7 +95,7 @@ class RepoFile:
 class Repo:
     """A snapshot of ``ROOT/<owner>/<name>``, read when a request comes in."""
 
-    def __init__(self, repo_id: str, folder: Path) -> None:
+    def __init__(self, repo_id: str, folder: Path, commits: int = 0) -> None:
         self.repo_id = repo_id
         self.folder = folder
         self.files = {
@@ -91,7 +103,7 @@ class Repo:
             for p in sorted(folder.rglob("*"))
             if p.is_file()
         }
-        digest = hashlib.sha1(repo_id.encode())
+        digest = hashlib.sha1(repo_id.encode() + (b"#%d" % commits if commits else b""))
         for path, f in self.files.items():
             digest.update(f"{path}\0{f.blob_id}\n".encode())
         self.sha = digest.hexdigest()
@@ -131,6 +143,112 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         self._dispatch(head=False)
+
+    def do_POST(self) -> None:
+        self._write_dispatch()
+
+    def do_PUT(self) -> None:
+        self._write_dispatch()
+
+    # ------------------------------------------------------------------ uploads
+    def _body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _write_dispatch(self) -> None:
+        hub = self.server.hub
+        url = urlsplit(self.path)
+        hub.requests.append((self.command, url.path))
+        body = self._body()
+        segments = [unquote(s) for s in url.path.lstrip("/").split("/")]
+        try:
+            if hub.write_token and self.headers.get("Authorization") != f"Bearer {hub.write_token}":
+                self._error(401, None, "Invalid credentials in Authorization header", False)
+            elif self.command == "PUT" and segments[0] == "lfs-upload" and len(segments) == 2:
+                self._lfs_put(segments[1], body)
+            elif segments[:3] == ["api", "repos", "create"]:
+                self._create(json.loads(body))
+            elif len(segments) == 6 and segments[:2] == ["api", "models"] and segments[4] in ("preupload", "commit"):
+                repo = self._repo(segments[2], segments[3], False)
+                if repo is not None and self._revision(repo, segments[5], False):
+                    (self._preupload if segments[4] == "preupload" else self._commit)(repo, body)
+            elif segments[-4:] == ["info", "lfs", "objects", "batch"] and segments[1].endswith(".git"):
+                self._lfs_batch(json.loads(body))
+            else:
+                self._error(404, None, f"no route for {self.command} {url.path}", False)
+        except BrokenPipeError:
+            pass
+
+    def _create(self, payload: dict) -> None:
+        hub = self.server.hub
+        repo_id = f"{payload.get('organization')}/{payload['name']}"
+        folder = hub.root / repo_id
+        if folder.is_dir():
+            self._send(409, json.dumps({"error": "You already created this model repo", "url":
+                                        f"{hub.endpoint}/{repo_id}"}).encode(), False, {})
+            return
+        folder.mkdir(parents=True)
+        hub.visibility[repo_id] = payload.get("visibility", "public")
+        self._json({"url": f"{hub.endpoint}/{repo_id}", "name": repo_id}, False, commit=None)
+
+    def _preupload(self, repo: Repo, body: bytes) -> None:
+        files = []
+        for item in json.loads(body)["files"]:
+            lfs = item["path"].endswith(LFS_SUFFIXES) or item["size"] >= LFS_MIN_SIZE
+            old = repo.files.get(item["path"])
+            files.append({"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False,
+                          "oid": old.blob_id if old else None})
+        self._json({"files": files, "commitOid": repo.sha}, False, commit=repo.sha)
+
+    def _lfs_batch(self, payload: dict) -> None:
+        hub = self.server.hub
+        objects = []
+        for obj in payload["objects"]:
+            entry = {"oid": obj["oid"], "size": obj["size"]}
+            if not (hub.lfs_store / obj["oid"]).is_file():
+                entry["actions"] = {"upload": {"href": f"{hub.endpoint}/lfs-upload/{obj['oid']}"}}
+            objects.append(entry)
+        self._json({"transfer": "basic", "objects": objects}, False, commit=None)
+
+    def _lfs_put(self, oid: str, body: bytes) -> None:
+        if hashlib.sha256(body).hexdigest() != oid:
+            self._error(400, None, "sha256 mismatch", False)
+            return
+        self.server.hub.lfs_store.mkdir(parents=True, exist_ok=True)
+        (self.server.hub.lfs_store / oid).write_bytes(body)
+        self._send(200, b"", False, {})
+
+    def _commit(self, repo: Repo, body: bytes) -> None:
+        hub = self.server.hub
+        lines = [json.loads(line) for line in body.splitlines() if line.strip()]
+        for line in lines:
+            key, value = line["key"], line["value"]
+            target = repo.folder / value.get("path", "")
+            if key == "file":
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(base64.b64decode(value["content"]))
+            elif key == "lfsFile":
+                stored = hub.lfs_store / value["oid"]
+                if not stored.is_file():
+                    self._error(422, None, f"LFS object {value['oid']} of {value['path']} was never uploaded", False)
+                    return
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(stored, target)
+            elif key == "deletedFile":
+                target.unlink(missing_ok=True)
+            elif key == "deletedFolder":
+                shutil.rmtree(target, ignore_errors=True)
+        sha = hub.record_commit(repo.repo_id, lines[0]["value"].get("summary", "") if lines else "")
+        self._json({"commitOid": sha, "commitUrl": f"{hub.endpoint}/{repo.repo_id}/commit/{sha}",
+                    "pullRequestUrl": None}, False, commit=sha)
 
     # ------------------------------------------------------------------ routing
     def _dispatch(self, head: bool) -> None:
@@ -298,6 +416,10 @@ class HubServer:
         self.root.mkdir(parents=True, exist_ok=True)
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request, for assertions
         self.last_modified: dict[str, str] = {}
+        self.commits: dict[str, list[str]] = {}  # repo id -> commit summaries, oldest first
+        self.visibility: dict[str, str] = {}
+        self.write_token: str | None = None  # when set, writes need it as a Bearer token
+        self.lfs_store = self.root.parent / f"{self.root.name}-lfs"  # uploaded LFS objects by sha256
         self._httpd = _Server(("127.0.0.1", 0), HubRequestHandler)
         self._httpd.hub = self
         port = self._httpd.server_address[1]
@@ -312,7 +434,16 @@ class HubServer:
         if len(parts) != 2 or any(p in ("", ".", "..") for p in parts):
             return None
         folder = self.root / parts[0] / parts[1]
-        return Repo(repo_id, folder) if folder.is_dir() else None
+        return Repo(repo_id, folder, len(self.commits.get(repo_id, ()))) if folder.is_dir() else None
+
+    def record_commit(self, repo_id: str, summary: str) -> str:
+        """Count a new commit of ``repo_id`` (its contents are in place); return the new commit id."""
+        self.commits.setdefault(repo_id, []).append(summary)
+        now = datetime.now(UTC)
+        self.last_modified[repo_id] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+        repo = self.repo(repo_id)
+        assert repo is not None
+        return repo.sha
 
     def publish(self, repo_id: str, folder: str | Path) -> str:
         """Copy ``folder`` in as the new contents of ``repo_id`` (replacing any); return the new commit id."""
@@ -321,11 +452,7 @@ class HubServer:
         if dest.exists():
             shutil.rmtree(dest)
         shutil.copytree(folder, dest)
-        now = datetime.now(UTC)
-        self.last_modified[repo_id] = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-        repo = self.repo(repo_id)
-        assert repo is not None
-        return repo.sha
+        return self.record_commit(repo_id, "publish")
 
     def as_default(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Make this server the in-process default endpoint, as ``HF_ENDPOINT`` would at import time."""
