@@ -19,7 +19,7 @@ from ntg import __version__
 from ntg.errors import NtgError
 
 #: Command-group modules under ``ntg.cli``, registered in this order (each exposes ``register(sub)``).
-COMMAND_MODULES: tuple[str, ...] = ("data", "train", "evaluate", "demo", "sweep", "pareto")
+COMMAND_MODULES: tuple[str, ...] = ("data", "train", "evaluate", "demo", "sweep", "pareto", "zoo")
 
 EPILOG = """examples:
   ntg data prepare iot-sentinel --out data/iot          # registry name (NTG_DATA_ROOT is looked up first)
