@@ -40,6 +40,7 @@ class SweepState:
         self.by_key = {r["config_key"]: r for r in self.records if r.get("status") in ("complete", "infeasible")}
         self.total = total
         self.started = time.monotonic()
+        self.pruned: set[str] = set()  # Tune trial ids that ASHA stopped (others stopped early were cut off)
 
 
 class SweepSearcher(OptunaSearch):
@@ -111,8 +112,9 @@ def _finite(value: Any) -> bool:
 class FamilyASHA(FIFOScheduler):
     """Successive halving on ``val_loss`` within each family (one ``AsyncHyperBandScheduler`` per family)."""
 
-    def __init__(self, max_t: int, grace_period: int = 1, reduction_factor: float = 3) -> None:
+    def __init__(self, state: SweepState, max_t: int, grace_period: int = 1, reduction_factor: float = 3) -> None:
         super().__init__()
+        self._state = state
         self._options = {"time_attr": "training_iteration", "metric": "val_loss", "mode": "min",
                          "max_t": max(max_t, grace_period), "grace_period": grace_period,
                          "reduction_factor": reduction_factor, "stop_last_trials": False}
@@ -133,7 +135,10 @@ class FamilyASHA(FIFOScheduler):
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get(DONE_KEY):  # the final report carries the objectives, not an epoch
             return TrialScheduler.CONTINUE
-        return self._scheduler(trial).on_trial_result(tune_controller, trial, result)
+        action = self._scheduler(trial).on_trial_result(tune_controller, trial, result)
+        if action == TrialScheduler.STOP:
+            self._state.pruned.add(trial.trial_id)
+        return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
         scheduler = self._scheduler(trial)
@@ -160,6 +165,11 @@ class RecordCallback(tune.Callback):
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         result = trial.last_result or {}
         status = None if result.get(DONE_KEY) else "pruned"
+        if status == "pruned" and trial.trial_id not in self._state.pruned:
+            # cut off by the time budget or a stop request: no record, so a resumed sweep proposes again
+            self._log(f"trial {trial.config.get('trial_number')} ({trial.config.get('family')}) was stopped "
+                      "before it finished; not recorded")
+            return
         if status == "pruned":
             result = {RESULT_KEY: {"metrics": {"epochs": result.get("training_iteration", 0),
                                                "val_loss": result.get("val_loss")}}}

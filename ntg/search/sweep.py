@@ -206,6 +206,7 @@ def run_sweep(options: SweepOptions, log: Callable[[str], None] = print) -> dict
         started = time.monotonic()
         _run_tune(options, sweep_dir, data_dir, space, objectives, storage, records, log)
         records = load_trial_records(sweep_dir)
+        repair_study(study, records, sweep_dir, space.max_parameters)  # trials cut by the budget or a stop
         if len(records) < options.n_trials:
             budget_spent = options.time_budget_s is not None and time.monotonic() - started >= options.time_budget_s
             _summary(sweep_dir, records, objectives, dashboard, log)
@@ -284,7 +285,7 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
         )
         settings = {"data_dir": str(data_dir), "max_parameters": space.max_parameters,
                     "max_epochs": options.max_epochs, "threads": threads}
-        scheduler = FamilyASHA(max_t=options.max_epochs or 100) if options.scheduler == "asha" else None
+        scheduler = FamilyASHA(state, max_t=options.max_epochs or 100) if options.scheduler == "asha" else None
         trainable = tune.with_resources(run_trial, {"cpu": options.cpus_per_trial,
                                                     "gpu": options.gpus_per_trial})
         tune_dir = sweep_dir / "tune"
@@ -361,7 +362,7 @@ def _summary(sweep_dir: Path, records: list[dict[str, Any]], objectives: Sequenc
 
     counts = {s: sum(r.get("status") == s for r in records) for s in ("complete", "infeasible", "pruned", "error")}
     front = front_ids(records, objectives)
-    log(f"{len(records)} trials: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    log(f"{len(records)} trials" + "".join(f", {n} {s}" for s, n in counts.items() if n)
         + f"; front ({', '.join(o.name for o in objectives)}): {len(front)} trial(s) {', '.join(front)}")
     log(f"next: ntg pareto {sweep_dir}    study: optuna-dashboard {dashboard}")
     return {"sweep_dir": str(sweep_dir), "trials": len(records), "counts": counts, "front": front,
