@@ -69,18 +69,21 @@ def repo_ids(namespace: str | None = None, *, endpoint: str | None = None,
 
 
 def _server_listing(namespace: str | None, endpoint: str | None) -> list[str] | None:
-    """``list_models`` of the server, or None when it has no listing API (olah answers 404)."""
+    """``list_models`` of the server, or None when it has no listing API (a mirror such as olah)."""
+    import httpx2  # huggingface_hub's HTTP client: its transport errors (connection refused, DNS, timeout)
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
-        models = HfApi(endpoint=endpoint).list_models(author=namespace, library="ntg" if not namespace else None)
+        models = HfApi(endpoint=endpoint).list_models(author=namespace, filter="ntg")  # the cards tag "ntg"
         return [m.id for m in models]
     except HfHubHTTPError as err:
         if err.response is not None and err.response.status_code in (404, 405, 501):
             return None
         raise _unreachable(endpoint, err) from None
-    except OSError as err:  # connection refused, DNS: httpx errors are OSErrors here
+    except ValueError:  # an answer that is no JSON list of models (olah 0.5 answers an empty body)
+        return None
+    except (httpx2.HTTPError, OSError) as err:
         raise _unreachable(endpoint, err) from None
 
 
@@ -95,7 +98,8 @@ def _unreachable(endpoint: str | None, err: Exception) -> NtgError:
 def load_card(repo_id: str, *, endpoint: str | None = None, zoo_dir: str | Path | None = None) -> dict[str, Any]:
     """One repo's card info (:func:`ntg.zoo.card.read_card_info`) with ``repo_id``; from the server, or from the
     zoo folder when no endpoint is given and the repo is there."""
-    from huggingface_hub import ModelCard, hf_hub_download
+    import httpx2
+    from huggingface_hub import HfApi, ModelCard, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
 
     if not _REPO_ID.fullmatch(repo_id):
@@ -104,8 +108,11 @@ def load_card(repo_id: str, *, endpoint: str | None = None, zoo_dir: str | Path 
     try:
         if endpoint is None and local.is_file():
             card = ModelCard.load(local)
-        else:
-            card = ModelCard.load(hf_hub_download(repo_id, "README.md", endpoint=endpoint))
+        else:  # model_info first: one request that fails at once; hf_hub_download retries a refused connection
+            sha = HfApi(endpoint=endpoint).model_info(repo_id, revision="main").sha  # olah needs the revision
+            card = ModelCard.load(hf_hub_download(repo_id, "README.md", revision=sha, endpoint=endpoint))
+    except (httpx2.HTTPError, OSError) as err:
+        raise _unreachable(endpoint, err) from None
     except EntryNotFoundError:
         raise NtgError(f"{repo_id}: the repo has no README.md model card; publish it with `ntg zoo publish`") from None
     except LocalEntryNotFoundError as err:
