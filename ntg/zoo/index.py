@@ -49,6 +49,8 @@ def write_index(zoo_dir_or_endpoint: str | Path | None = None, out: str | Path =
         with atomic_path(path) as tmp:
             _results_table(rows).to_csv(tmp, index=False, float_format="%.6g")
         paths[f"results-{slug(dataset)}"] = path
+    for stale in set(out.glob("results-*.csv")) - set(paths.values()):
+        stale.unlink()  # a dataset no longer published
     marked, table, by = fronts(frame, "flops_per_flow", "fidelity_score", by="dataset"
                                if frame["dataset"].nunique() > 1 else None)
     paths["front"] = out / "front.png"
