@@ -1,34 +1,41 @@
-"""`ntg demo`: the paper's comparison on iot-sentinel in one command."""
+"""`ntg demo`: the platform end to end in one command (what `make demo` runs)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+DESCRIPTION = """\
+Prepare iot-sentinel, sweep small models of the transformer, SSM and diffusion families and the Markov
+baseline on a local Ray instance (Ray Tune + Optuna), compute the Pareto front (fidelity against FLOPs per
+flow), publish it to a local zoo with test-split evaluation cards, serve the zoo (olah) to the plain Hugging
+Face client, download one generator back and check it samples the same flows as the published one, compare
+the fronts from the cards, and stop the server. About 25 minutes on 2 CPU cores; a final table says where
+every artefact is. Every finished step is recorded in WORKDIR/steps.json: run it again and it resumes.
+Afterwards `ntg zoo serve --zoo WORKDIR/zoo` serves the demo's zoo again and `ntg pareto WORKDIR/sweep`
+redraws the front."""
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    _add_demo(sub)
+    from ntg.demo.budget import SWEEP_FAMILIES
 
-
-# ---------------------------------------------------------------------------------------------- demo
-def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "demo",
-        help="the paper's comparison on iot-sentinel: prepare, train every family, evaluate, compare",
-        description="Prepare iot-sentinel, train each generator family and baseline with its default config, "
-        "evaluate all, and print one comparison table plus a fidelity-vs-cost plot (about 30 minutes on 2 "
-        "CPU cores). Finished steps are reused when re-run.",
-    )
+    p = sub.add_parser("demo", help="the platform end to end: prepare, sweep, front, publish, serve, download, "
+                       "sample, compare", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--dataset", default="iot-sentinel", help="registry name or capture folder")
     p.add_argument("--workdir", type=Path, default=Path("artifacts/demo"), help="where everything is written")
-    p.add_argument("--families", nargs="+", help="subset of families (default: all)")
-    p.add_argument("--split-seeds", type=int, default=2, help="split seeds for utility figures (default 2)")
-    p.add_argument("--quick", action="store_true", help="tiny budgets (a smoke run in a few minutes)")
+    p.add_argument("--families", nargs="+", metavar="FAMILY",
+                   help=f"families of the sweep (default: all of {', '.join(SWEEP_FAMILIES)})")
+    p.add_argument("--trials", type=int, metavar="N", help="sweep trials in all (default 16; --quick 5)")
+    p.add_argument("--split-seeds", type=int, metavar="K",
+                   help="split seeds of the published test-split evaluations (default 1)")
+    p.add_argument("--quick", action="store_true", help="tiny budgets: every step, a smoke run of a few minutes")
     p.set_defaults(func=cmd_demo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from ntg.demo import run_demo
 
-    run_demo(args.dataset, args.workdir, families=args.families, split_seeds=args.split_seeds, quick=args.quick)
+    run_demo(args.dataset, args.workdir, families=args.families, split_seeds=args.split_seeds, quick=args.quick,
+             trials=args.trials)
     return 0
