@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--space", nargs="+", required=True, metavar="FILE", help="search space YAML file(s)")
     p.add_argument("--data", required=True, type=Path, help="prepared dataset folder (ntg data prepare)")
     p.add_argument("--trials", required=True, type=int, metavar="N", help="trials in all (finished ones count)")
-    p.add_argument("--out", required=True, type=Path, metavar="SWEEP_DIR", help="sweep folder")
+    p.add_argument("--out", required=True, metavar="SWEEP_DIR",
+                   help="sweep folder: a path (on a cluster: one every node mounts) or file:///path")
     p.add_argument("--objectives", metavar="LIST",
                    help="comma-separated, e.g. fidelity:min,flops_per_flow:min (the default); also tstr_f1, "
                         "parameters, sample_flows_per_s, train_seconds")
@@ -47,11 +48,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scheduler", default="fifo", choices=("fifo", "asha"),
                    help="asha: successive halving on validation loss within each family")
     p.add_argument("--study-storage", metavar="URL",
-                   help="Optuna storage: SWEEP_DIR/study.db (SQLite) by default; journal:PATH (a journal file, "
-                        "for shared file systems) or an SQLAlchemy URL (postgresql://...)")
+                   help="Optuna storage: SWEEP_DIR/study.db (SQLite) by default on a local disk, "
+                        "journal:study.journal on a network file system (NFS, EFS, FUSE); journal:PATH or an "
+                        "SQLAlchemy URL (postgresql://...) to choose")
     p.add_argument("--address", metavar="auto|HOST:PORT",
                    help="run on this Ray cluster (default: start a local Ray instance for the sweep)")
+    p.add_argument("--allow-autoscale", action="store_true",
+                   help="skip the check that a trial fits on a node now (an autoscaler will add such nodes)")
+    p.add_argument("--max-failures", type=int, default=2, metavar="M",
+                   help="retries of a failed trial (a lost node), from its last checkpoint (default 2)")
     p.add_argument("--resume", action="store_true", help="continue the sweep in SWEEP_DIR (it must exist)")
+    p.add_argument("--force", action="store_true", help="write into SWEEP_DIR even if it is not a sweep folder")
     p.set_defaults(func=cmd_sweep)
 
 
@@ -64,6 +71,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, max_epochs=args.max_epochs,
         time_budget_s=parse_duration(args.time_budget), max_parameters=args.max_parameters,
         scheduler=args.scheduler, study_storage=args.study_storage, address=args.address, resume=args.resume,
+        force=args.force, allow_autoscale=args.allow_autoscale, max_failures=args.max_failures,
     )
     run_sweep(options, log=lambda line: print(line, flush=True))
     return 0

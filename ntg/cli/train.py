@@ -36,6 +36,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="override one setting, e.g. model.d_model=128 or train.epochs=3 (repeatable)")
     p.add_argument("--force", action="store_true", help="replace --out even if it is not a run folder ntg wrote")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    ray = p.add_argument_group("on a Ray cluster (Ray Train, DDP; the same loop and run folder)")
+    ray.add_argument("--workers", type=int, metavar="W",
+                     help="train with W Ray Train workers (data-parallel); train.batch_size is per worker")
+    ray.add_argument("--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per worker (default 0)")
+    ray.add_argument("--cpus-per-worker", type=int, default=1, metavar="C", help="CPUs (torch threads) per worker")
+    ray.add_argument("--address", metavar="auto|HOST:PORT",
+                     help="the Ray cluster (default: a local Ray instance started for the run); RUN_DIR and "
+                          "--data must be paths every node reads")
     p.set_defaults(func=cmd_train)
 
 
@@ -68,12 +76,37 @@ class FamilyHelp(argparse.Action):
 def cmd_train(args: argparse.Namespace) -> int:
     from ntg.training.runs import train_run
 
-    run_dir = train_run(args.family, args.data, args.out, config=args.config, overrides=args.overrides,
-                        progress=not args.quiet, force=args.force)
+    if args.workers is not None or args.address:
+        run_dir = _train_on_ray(args)
+    else:
+        run_dir = train_run(args.family, args.data, args.out, config=args.config, overrides=args.overrides,
+                            progress=not args.quiet, force=args.force)
     log = json.loads((Path(run_dir) / "train_log.json").read_text())
     params = log.get("num_parameters")
     print(f"{run_dir}: {args.family} trained ({params:,} parameters)" if params is not None else str(run_dir))
     return 0
+
+
+def _train_on_ray(args: argparse.Namespace) -> Path:
+    """``--workers``/``--address``: Ray Train DDP through :func:`ntg.training.ray_train.train_distributed`."""
+    import ray
+
+    from ntg.training.ray_train import connect, train_distributed
+    from ntg.utils.io import claim_output_dir, read_json
+
+    workers = args.workers if args.workers is not None else 1
+    if workers < 1 or args.cpus_per_worker < 1 or args.gpus_per_worker < 0:
+        raise NtgError("--workers and --cpus-per-worker must be ≥ 1 and --gpus-per-worker ≥ 0")
+    claim_output_dir(args.out, "run", force=args.force, mark=False)
+    config = read_json(args.config) if args.config else None
+    owned = connect(args.address)
+    try:
+        return train_distributed(args.family, args.data, args.out, config, num_workers=workers,
+                                 overrides=args.overrides, threads_per_worker=args.cpus_per_worker,
+                                 gpus_per_worker=args.gpus_per_worker)
+    finally:
+        if owned:
+            ray.shutdown()
 
 
 # ---------------------------------------------------------------------------------------------- sample

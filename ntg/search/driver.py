@@ -26,6 +26,7 @@ from ray import tune
 from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from ntg.errors import NtgError
 from ntg.search.objectives import Objective
 from ntg.search.records import reuse_payload, trial_id_for, write_trial_record
 from ntg.search.trial import DONE_KEY, GENERATOR_DIR, RESULT_KEY
@@ -252,3 +253,73 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3g}"
     return str(value)
+
+
+class ray_session:
+    """Ray for the sweep: the running one (a job on a cluster, a test), ``address``, or a local instance
+    capped to this machine that the sweep starts and stops. Yields the cluster's CPU count once
+    :func:`check_cluster_fits` has said a trial fits on some node."""
+
+    def __init__(self, address: str | None, threads: int, cpus_per_trial: float, gpus_per_trial: float,
+                 allow_autoscale: bool = False) -> None:
+        self._address = address
+        self._threads = threads
+        self._need = (cpus_per_trial, gpus_per_trial)
+        self._allow_autoscale = allow_autoscale
+        self._owned = False
+
+    def __enter__(self) -> float:
+        import os
+
+        import ray
+
+        from ntg.search.sweep import OBJECT_STORE_BYTES
+
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        env = {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], "OMP_NUM_THREADS": str(self._threads)}
+        if not ray.is_initialized():
+            self._owned = True
+            common = {"log_to_driver": False, "runtime_env": {"env_vars": env}, "logging_level": "WARNING"}
+            if self._address:
+                ray.init(address=self._address, **common)
+            else:
+                ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES,
+                         include_dashboard=False, **common)
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        check_cluster_fits(nodes, *self._need, allow_autoscale=self._allow_autoscale)
+        return float(ray.cluster_resources().get("CPU", 0))
+
+    def __exit__(self, *exc: Any) -> None:
+        import ray
+
+        if self._owned and ray.is_initialized():
+            ray.shutdown()
+
+
+def check_cluster_fits(nodes: Sequence[Mapping[str, float]], cpus: float, gpus: float, workers: int = 1,
+                       allow_autoscale: bool = False) -> None:
+    """Fail in one line, before the first trial, when no node offers one trial's (or one Ray Train
+    worker's) CPUs and GPUs: Tune would otherwise leave every trial PENDING forever.
+
+    ``nodes``: each alive node's resources (``ray.nodes()``). With ``allow_autoscale`` the check is skipped:
+    pending trials are what makes an autoscaler add the nodes that fit them.
+    """
+    if allow_autoscale:
+        return
+    fits = [n for n in nodes if float(n.get("CPU", 0)) >= cpus and float(n.get("GPU", 0)) >= gpus]
+    if len(fits) >= 1 and (workers == 1 or sum(_slots(n, cpus, gpus) for n in fits) >= workers):
+        return
+    offer = ", ".join(f"{float(n.get('CPU', 0)):g} CPU/{float(n.get('GPU', 0)):g} GPU" for n in nodes) or "none"
+    unit = "each Ray Train worker" if workers > 1 else "a trial"
+    fix = ("use --gpus-per-trial 0 or a cluster with GPU nodes" if gpus and not any(n.get("GPU") for n in nodes)
+           else "ask for fewer, or add --allow-autoscale if an autoscaler adds bigger nodes")
+    raise NtgError(f"{unit} asks for {cpus:g} CPU and {gpus:g} GPU"
+                   + (f" (× {workers} workers)" if workers > 1 else "")
+                   + f" but no alive Ray node offers that (nodes: {offer}); {fix}")
+
+
+def _slots(node: Mapping[str, float], cpus: float, gpus: float) -> int:
+    """How many bundles of ``cpus`` CPUs and ``gpus`` GPUs fit on ``node``."""
+    by_cpu = int(float(node.get("CPU", 0)) // cpus) if cpus else 1 << 30
+    by_gpu = int(float(node.get("GPU", 0)) // gpus) if gpus else 1 << 30
+    return min(by_cpu, by_gpu)

@@ -20,12 +20,64 @@ from ntg.utils.io import atomic_dir, read_json, write_json
 
 SWEEP_FILE = "sweep.json"
 TRIALS_DIR = "trials"
+#: file systems that several machines mount (SQLite's locking is unsafe there; Optuna's journal file is made for it)
+NETWORK_FS = ("nfs", "nfs4", "cifs", "smb3", "smbfs", "lustre", "gpfs", "beegfs", "ceph", "glusterfs", "9p",
+              "efs", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs", "fuse.mountpoint-s3", "fuse.sshfs")
 #: sweep.json keys that must match when a sweep is resumed (the rest, e.g. "created", may differ)
 RESUME_KEYS = ("objectives", "space", "study_name", "max_parameters")
 
 
 def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def resolve_sweep_dir(out: str | Path) -> Path:
+    """``--out`` as the folder every node reads and writes: a path, or a ``file://`` URI.
+
+    Object-store URIs (``s3://``, ``gs://``...) are refused rather than silently written to a local folder of
+    that name: the records, the study and the generators are plain files, so a bucket must be mounted on
+    every node (s3fs, gcsfuse, mountpoint-s3, EFS/Filestore/NFS) and its mount path given.
+    """
+    text = str(out)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return Path(text).expanduser().resolve()
+    if scheme == "file":
+        from urllib.parse import unquote, urlparse
+
+        parsed = urlparse(text)
+        if parsed.netloc not in ("", "localhost"):
+            raise NtgError(f"--out {text}: a file:// URI names a path on this machine; write file:///abs/path")
+        return Path(unquote(parsed.path)).resolve()
+    raise NtgError(f"--out {text}: {scheme}:// storage is not written directly; mount it at the same path on "
+                   "every node (s3fs, gcsfuse, mountpoint-s3, EFS, NFS) and give that path or file:///path")
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the file system holding ``path`` (``/proc/mounts``, longest matching mount point)."""
+    probe = path.resolve()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    best, kind = "", "unknown"
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return kind
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount = fields[1].replace("\\040", " ")
+        inside = str(probe) == mount or str(probe).startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) > len(best):
+            best, kind = mount, fields[2]
+    return kind
+
+
+def is_network_fs(path: Path) -> bool:
+    """Whether ``path`` lies on a file system that other machines mount too (see :data:`NETWORK_FS`)."""
+    kind = filesystem_type(path)
+    return kind in NETWORK_FS or kind.startswith(("nfs", "fuse.s3", "fuse.gcs"))
 
 
 def comparable_space(space: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,6 +165,8 @@ def write_trial_record(
         "status": status,
         "generator_dir": generator_dir,
         "device": body.get("device", "cpu"),
+        "node_id": body.get("node_id"),
+        "node_ip": body.get("node_ip"),
         "wall_s": float(wall_s),
         "finished": now_iso(),
     }

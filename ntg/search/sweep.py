@@ -10,6 +10,11 @@ study (so the sampler learns from every finished trial); Optuna trials that a ki
 told from their record when one was written, else marked FAIL and their configuration is enqueued so it is
 trained again first (from scratch). Tune's own snapshot could be up to ten seconds stale and would retrain
 trials finished after it; the records cannot be.
+
+On a cluster (``--address``, or as a ``ray job``) ``--out`` must be a path every node mounts (or ``file://``):
+Tune's storage, the records and the generators all go there. The study stays SQLite only on a local
+file system; on a network file system (NFS, EFS, a FUSE-mounted bucket) the default is Optuna's journal file,
+made for shared file systems (SQLite's locks are not safe there), and an explicit SQLite there is refused.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from typing import Any
 
 from ntg.errors import NtgError
 from ntg.search.objectives import Objective, parse_objectives
-from ntg.search.records import check_or_write_sweep, load_trial_records, now_iso
+from ntg.search.records import check_or_write_sweep, is_network_fs, load_trial_records, now_iso, resolve_sweep_dir
+from ntg.utils.io import claim_output_dir
 
 STUDY_NAME = "ntg-sweep"
 DEFAULT_STORAGE = "study.db"
+SHARED_STORAGE = "journal:study.journal"
 SAMPLERS = ("tpe", "nsga2", "random")
 SCHEDULERS = ("fifo", "asha")
 OBJECT_STORE_BYTES = 500 * 1024 * 1024
@@ -56,6 +63,9 @@ class SweepOptions:
     study_storage: str | None = None
     address: str | None = None
     resume: bool = False
+    force: bool = False
+    allow_autoscale: bool = False
+    max_failures: int = 2
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -79,12 +89,15 @@ def open_storage(spec: str | None, sweep_dir: Path) -> tuple[Any, str, str]:
     from optuna.storages import JournalStorage, RDBStorage
     from optuna.storages.journal import JournalFileBackend
 
-    spec = spec or DEFAULT_STORAGE
+    spec = spec or (SHARED_STORAGE if is_network_fs(sweep_dir) else DEFAULT_STORAGE)
     if spec.startswith("journal:"):
         path = Path(spec[len("journal:"):]).expanduser()
         path = path if path.is_absolute() else sweep_dir / path
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path))), "journal:" + _relative(path, sweep_dir), str(path)
+    if spec.startswith("sqlite:///") and is_network_fs(Path(spec[len("sqlite:///"):]).parent):
+        raise NtgError(f"--study-storage {spec}: SQLite on a network file system is not safe; use "
+                       f"{SHARED_STORAGE} (Optuna's journal file) or an RDB URL such as postgresql://...")
     if "://" in spec:
         try:
             return RDBStorage(spec), spec, spec
@@ -92,6 +105,9 @@ def open_storage(spec: str | None, sweep_dir: Path) -> tuple[Any, str, str]:
             raise NtgError(f"--study-storage {spec!r}: {err}; give an SQLAlchemy URL or journal:PATH") from None
     path = Path(spec).expanduser()
     path = path if path.is_absolute() else sweep_dir / path
+    if is_network_fs(path.parent):
+        raise NtgError(f"--study-storage {spec}: SQLite on a network file system is not safe; use "
+                       f"{SHARED_STORAGE} (Optuna's journal file) or an RDB URL such as postgresql://...")
     url = f"sqlite:///{path.resolve()}"
     return RDBStorage(url), _relative(path, sweep_dir), url
 
@@ -175,15 +191,13 @@ def run_sweep(options: SweepOptions, log: Callable[[str], None] = print) -> dict
     objectives = parse_objectives(options.objectives)
     space = load_spaces(list(options.spaces), options.max_parameters)
     _check_options(options)
-    sweep_dir = Path(options.out).expanduser().resolve()
-    if sweep_dir.exists() and not sweep_dir.is_dir():
-        raise NtgError(f"{sweep_dir}: exists and is not a folder; choose another --out")
+    sweep_dir = resolve_sweep_dir(options.out)
     data_dir = Path(options.data_dir).expanduser().resolve()
     if not (data_dir / "meta.json").exists():
         raise NtgError(f"{data_dir}: not a prepared dataset (no meta.json); run `ntg data prepare` first")
     if options.resume and not (sweep_dir / "sweep.json").exists():
         raise NtgError(f"{sweep_dir}: no sweep.json to resume; drop --resume to start a new sweep there")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    claim_output_dir(sweep_dir, "sweep", force=options.force)  # never into a dataset or a run folder
     stored_storage = _stored(sweep_dir, "study_storage")
     storage, storage_text, dashboard = open_storage(options.study_storage or stored_storage, sweep_dir)
     meta = {
@@ -231,6 +245,8 @@ def _check_options(options: SweepOptions) -> None:
         raise NtgError(f"--concurrency {options.concurrency}: run at least one trial at a time")
     if options.max_epochs is not None and options.max_epochs < 1:
         raise NtgError(f"--max-epochs {options.max_epochs}: allow at least one epoch")
+    if options.max_failures < 0:
+        raise NtgError(f"--max-failures {options.max_failures}: give 0 (no retry) or more")
 
 
 def _stored(sweep_dir: Path, key: str) -> Any:
@@ -258,7 +274,7 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
               log: Callable[[str], None]) -> None:
     from ray import tune
 
-    from ntg.search.driver import FamilyASHA, RecordCallback, SweepSearcher, SweepState
+    from ntg.search.driver import FamilyASHA, RecordCallback, SweepSearcher, SweepState, ray_session
     from ntg.search.trial import run_trial
 
     threads = max(1, int(options.cpus_per_trial))
@@ -267,7 +283,8 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
     # quiet: our one line per trial replaces Tune's tables, boxes and snapshot warnings
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    with _ray_session(options, threads) as cluster_cpus:
+    with ray_session(options.address, threads, options.cpus_per_trial, options.gpus_per_trial,
+                     options.allow_autoscale) as cluster_cpus:
         concurrency = max(1, int(cluster_cpus // options.cpus_per_trial))
         if options.concurrency:
             concurrency = min(concurrency, options.concurrency)
@@ -302,7 +319,8 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
                 name=run_name, storage_path=str(tune_dir), verbose=0,
                 callbacks=[RecordCallback(sweep_dir, state, objectives, log)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                failure_config=tune.FailureConfig(max_failures=0),
+                # a trial whose node dies (or whose worker is killed) runs again from its last checkpoint
+                failure_config=tune.FailureConfig(max_failures=options.max_failures),
             ),
         )
         log(f"{concurrency} trial(s) at a time, {options.cpus_per_trial:g} CPU and "
@@ -315,45 +333,6 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
 def trial_dirname(trial: Any) -> str:
     """Short Tune trial folders (the default spells out the whole configuration)."""
     return f"trial_{trial.trial_id}"
-
-
-class _ray_session:
-    """Ray for the sweep: the running one (a job on a cluster, a test), ``--address``, or a local instance
-    capped to this machine that the sweep starts and stops. Yields the cluster's CPU count."""
-
-    def __init__(self, options: SweepOptions, threads: int) -> None:
-        self._options = options
-        self._threads = threads
-        self._owned = False
-
-    def __enter__(self) -> float:
-        import ray
-
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        env = {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"], "OMP_NUM_THREADS": str(self._threads)}
-        if not ray.is_initialized():
-            self._owned = True
-            common = {"log_to_driver": False, "runtime_env": {"env_vars": env}, "logging_level": "WARNING"}
-            if self._options.address:
-                ray.init(address=self._options.address, **common)
-            else:
-                ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES,
-                         include_dashboard=False, **common)
-        resources = ray.cluster_resources()
-        cpus, gpus = float(resources.get("CPU", 0)), float(resources.get("GPU", 0))
-        if self._options.cpus_per_trial > cpus:
-            raise NtgError(f"--cpus-per-trial {self._options.cpus_per_trial:g} but the Ray cluster has "
-                           f"{cpus:g} CPUs; ask for at most {cpus:g}")
-        if self._options.gpus_per_trial > gpus:
-            raise NtgError(f"--gpus-per-trial {self._options.gpus_per_trial:g} but the Ray cluster has "
-                           f"{gpus:g} GPUs; use --gpus-per-trial 0 or a cluster with GPUs")
-        return cpus
-
-    def __exit__(self, *exc: Any) -> None:
-        import ray
-
-        if self._owned and ray.is_initialized():
-            ray.shutdown()
 
 
 def _summary(sweep_dir: Path, records: list[dict[str, Any]], objectives: Sequence[Objective], dashboard: str,

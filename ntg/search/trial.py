@@ -96,7 +96,7 @@ def evaluate_config(
     started = time.perf_counter()  # the trial's own time: the dataset is read once per worker process
     cpu_started = time.process_time()  # beside the wall time: a trial waiting for a busy core shows here
     budget = int(settings["max_parameters"])
-    device = "cpu"
+    device, precision = "cpu", "float32"
     if isinstance(gen, NeuralGenerator):  # count the network's parameters before any training step
         torch.manual_seed(train_config.seed)
         gen.prepare(train_flows)
@@ -105,6 +105,7 @@ def evaluate_config(
     gen.fit(train_flows, val_flows, train_config=train_config, checkpoint_dir=work_dir, reporter=reporter)
     if isinstance(gen, NeuralGenerator):
         device = str(gen.device)  # sampled and scored where it trained (a GPU trial samples on its GPU)
+        precision = gen.resolved_sample_precision()  # bf16 where the device multiplies it natively
     parameters = gen.num_parameters()
     if parameters > budget:  # a baseline's table size is known only once fitted (fitting it takes seconds)
         return _over_budget(parameters, budget, train_config, started)
@@ -128,6 +129,7 @@ def evaluate_config(
     metrics.update(cpu_s=time.process_time() - cpu_started, epochs=len(history), best_epoch=log.get("best_epoch"),
                    resumed_from_epoch=log.get("resumed_from_epoch", 0),
                    val_loss=_best_val_loss(history), num_train_flows=log.get("num_train_flows"))
+    metrics["sample_precision"] = precision
     return _result(objectives, metrics, reason, train_config, device, started, trained=True)
 
 
@@ -166,9 +168,22 @@ def _result(objectives: dict[str, float], metrics: dict[str, Any], reason: str |
             "infeasible_reason": reason,
             "trained": trained,
             "device": device,
+            **where(),
             "trial_wall_s": time.perf_counter() - started,
         },
     }
+
+
+def where() -> dict[str, Any]:
+    """The Ray node this trial ran on (id and IP; empty outside Ray): a record says where it trained."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return {}
+        return {"node_id": ray.get_runtime_context().get_node_id(), "node_ip": ray.util.get_node_ip_address()}
+    except Exception:  # noqa: BLE001  (where is informative only: never fail a trial over it)
+        return {}
 
 
 def _restore_checkpoint(config: Mapping[str, Any], work_dir: Path) -> None:

@@ -135,6 +135,7 @@ def train_distributed(
     overrides: Iterable[str] = (),
     imports: Iterable[str] = (),
     threads_per_worker: int = 1,
+    gpus_per_worker: float = 0.0,
 ) -> Path:
     """Train ``family`` with ``num_workers`` DDP workers on Ray; write the run folder ``out_dir``.
 
@@ -149,7 +150,8 @@ def train_distributed(
     from ntg.training.runs import CHECKPOINT_DIR, dataset_record, train_inputs, write_run_files
 
     if num_workers < 1:
-        raise NtgError(f"num_workers={num_workers}: need at least one worker")
+        raise NtgError(f"--workers {num_workers}: need at least one worker")
+    use_gpu = use_gpu or gpus_per_worker > 0
     imports, overrides = list(imports), list(overrides)
     for module in imports:
         importlib.import_module(module)
@@ -162,6 +164,7 @@ def train_distributed(
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
+    check_workers_fit(num_workers, threads_per_worker, gpus_per_worker or float(use_gpu))
     previous, storage = out_dir / CHECKPOINT_DIR, out_dir / "ray_results"
     resume = str(previous / CHECKPOINT_FILE) if (previous / CHECKPOINT_FILE).exists() else None
     trainer = TorchTrainer(
@@ -170,7 +173,8 @@ def train_distributed(
                            "train": train_config.to_dict(), "imports": imports, "threads": threads_per_worker,
                            "resume_from": resume},
         scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
-                                     resources_per_worker={"CPU": threads_per_worker}),
+                                     resources_per_worker={"CPU": threads_per_worker,
+                                                           **({"GPU": gpus_per_worker or 1.0} if use_gpu else {})}),
         run_config=RunConfig(name=f"ntg-{family}-{int(time.time())}", storage_path=str(storage)),
     )
     result = trainer.fit()
@@ -191,7 +195,8 @@ def train_distributed(
         "hparams": gen.get_config(),
         "train": train_config.to_dict(),
         "overrides": overrides,
-        "distributed": {"num_workers": num_workers, "use_gpu": use_gpu, "backend": "ray-train-ddp"},
+        "distributed": {"num_workers": num_workers, "use_gpu": use_gpu, "gpus_per_worker": gpus_per_worker,
+                        "backend": "ray-train-ddp", "device": log.get("device")},
         "dataset": dataset_record(dataset),
         "ntg_version": ntg.__version__,
         "torch_version": torch.__version__,
@@ -200,3 +205,40 @@ def train_distributed(
     gen.save_pretrained(out_dir)
     write_run_files(out_dir, run, log)
     return out_dir
+
+
+def connect(address: str | None, object_store_bytes: int = 500 * 1024 * 1024) -> bool:
+    """Connect to the Ray cluster at ``address`` (``auto`` inside a job), or start a local instance capped to
+    this machine; returns whether this call started Ray (and so should shut it down)."""
+    import os
+
+    import ray
+
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    common = {"log_to_driver": False, "logging_level": "WARNING",
+              "runtime_env": {"env_vars": {"RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}}}
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=object_store_bytes, include_dashboard=False,
+                 **common)
+    return True
+
+
+def check_workers_fit(num_workers: int, cpus: float, gpus: float) -> None:
+    """One line instead of a run that waits forever: the workers' CPUs/GPUs must fit on the alive nodes."""
+    import ray
+
+    if not ray.is_initialized():
+        return
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    slots = sum(min(int(float(n.get("CPU", 0)) // cpus) if cpus else num_workers,
+                    int(float(n.get("GPU", 0)) // gpus) if gpus else num_workers) for n in nodes)
+    if slots < num_workers:
+        offer = ", ".join(f"{float(n.get('CPU', 0)):g} CPU/{float(n.get('GPU', 0)):g} GPU" for n in nodes)
+        fix = "drop --gpus-per-worker or use a cluster with GPUs" if gpus and not any(
+            n.get("GPU") for n in nodes) else "use fewer --workers"
+        raise NtgError(f"--workers {num_workers} × ({cpus:g} CPU, {gpus:g} GPU) do not fit on the Ray cluster "
+                       f"(nodes: {offer or 'none'}); {fix}")
