@@ -23,6 +23,7 @@ from ntg.errors import NtgError
 from ntg.models import create_generator
 from ntg.models.base import load_generator
 from ntg.zoo.server import ZooServer, free_port
+from tests.hub_server import hf_home  # noqa: F401  (fixture: a private HF cache for in-process clients)
 from tests.test_zoo_catalog import publish_card
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -52,10 +53,10 @@ def server(zoo):
     assert not srv.running
 
 
-def client_env(server_or_url, hf_home: Path, **extra: str) -> dict[str, str]:
+def client_env(server_or_url, home: Path, **extra: str) -> dict[str, str]:
     endpoint = server_or_url if isinstance(server_or_url, str) else server_or_url.endpoint
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}
-    return {**env, "HF_ENDPOINT": endpoint, "HF_HOME": str(hf_home), "HF_HUB_DISABLE_XET": "1",
+    return {**env, "HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_HUB_DISABLE_XET": "1",
             "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT), **extra}
 
 
@@ -123,7 +124,7 @@ def test_unknown_repo_or_namespace_is_one_line(server, repo, tmp_path):
     assert done.stderr.startswith(f"ntg: error: {repo}:") and "no such model repo" in done.stderr
 
 
-def test_bad_endpoint_fails_fast(tmp_path, monkeypatch):
+def test_bad_endpoint_fails_fast(tmp_path, hf_home):  # noqa: F811
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
     start = time.monotonic()
     with pytest.raises(NtgError, match=f"{MARKOV}:.*Connection refused"):
@@ -137,12 +138,18 @@ def test_bad_endpoint_fails_fast(tmp_path, monkeypatch):
     assert time.monotonic() - start < 5
 
 
-def test_list_through_the_server_uses_the_zoo_index(server, zoo, capsys):
+def test_list_through_the_server_sees_a_republish_at_once(server, zoo, capsys, hf_home):  # noqa: F811
     from ntg.cli import main
+    from ntg.zoo.catalog import list_generators
 
     assert main(["zoo", "list", NS, "--endpoint", server.endpoint, "--zoo", str(zoo)]) == 0
     out = capsys.readouterr().out
     assert MARKOV in out and "0.42" in out
+    other = f"{NS}/ntg-markov-iot-2b2b2b2b"
+    for fidelity in (0.5, 0.25):  # a re-publish is a new commit of the same repo, served at once
+        publish_card(zoo, other, family="markov", dataset="iot", sweep="s2", metrics={"fidelity_score": fidelity})
+        frame = list_generators(NS, endpoint=server.endpoint, zoo_dir=zoo).set_index("repo_id")
+        assert frame.loc[other, "fidelity_score"] == fidelity and frame.loc[MARKOV, "fidelity_score"] == 0.42
 
 
 def test_busy_port_and_missing_zoo_are_one_line(server, tmp_path):
