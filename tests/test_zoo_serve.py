@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -157,6 +159,22 @@ def test_busy_port_and_missing_zoo_are_one_line(server, tmp_path):
         ZooServer(server.zoo_dir, port=server.port).start()
     with pytest.raises(NtgError, match="no local zoo here"):
         ZooServer(tmp_path / "nothing").start()
+    with pytest.raises(NtgError, match="cannot listen on 10.255.255.1"):
+        ZooServer(server.zoo_dir, host="10.255.255.1").start()
+
+
+def test_a_port_taken_after_the_check_ends_in_olahs_own_line(zoo, monkeypatch):
+    import ntg.zoo.server as zoo_server
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setattr(zoo_server, "_check_port", lambda host, port: taken.getsockname()[1])
+        server = ZooServer(zoo)
+        with pytest.raises(NtgError, match="olah.* exited at start .*address already in use; see .*olah.log"):
+            server.start()
+    assert not server.running and server.log_path.is_file()  # the log is kept to explain the failure
+    shutil.rmtree(server.log_path.parent)
 
 
 def test_serve_command_prints_endpoint_and_stops_on_ctrl_c(zoo, tmp_path):

@@ -12,7 +12,9 @@ whole), its own cache folder, a free port unless one is given, and a log file wh
 from __future__ import annotations
 
 import atexit
+import errno
 import os
+import re
 import shutil
 import signal
 import socket
@@ -44,13 +46,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_taken(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
+def _check_port(host: str, port: int | None) -> int:
+    """``port`` (or a free one) if ntg can listen there; else one NtgError line saying why."""
+    try:
+        if port is None:
+            return free_port(host)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((host, port))
-        except OSError:
-            return True
-    return False
+        return port
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            raise NtgError(f"port {port} on {host} is in use; choose another with --port or leave it out for a "
+                           "free one") from None
+        raise NtgError(f"cannot listen on {host}:{port or 'any port'} ({err.strerror or err}); use --host 127.0.0.1 "
+                       "or an address of this machine") from None
 
 
 def _olah_command() -> list[str]:
@@ -85,10 +94,7 @@ class ZooServer:
         if not (self.zoo_dir / "models").is_dir():
             raise NtgError(f"{self.zoo_dir}: no local zoo here (no models/ folder); publish one with "
                            "`ntg zoo publish SWEEP_DIR --to NAMESPACE` or pass --zoo DIR")
-        if self._requested_port is not None and _port_taken(self.host, self._requested_port):
-            raise NtgError(f"port {self._requested_port} on {self.host} is in use; choose another with --port "
-                           "or leave it out for a free one")
-        self.port = self._requested_port or free_port(self.host)
+        self.port = _check_port(self.host, self._requested_port)
         self._workdir = Path(tempfile.mkdtemp(prefix="ntg-zoo-server."))
         self.log_path = self._workdir / "olah.log"
         config = self._workdir / "olah.toml"
@@ -137,11 +143,13 @@ class ZooServer:
             lines = [line for line in self.log_path.read_text(errors="replace").splitlines() if line.strip()]
         except (OSError, AttributeError):
             return "no log"
-        errors = [line for line in lines if "error" in line.lower()]
-        return (errors or lines or ["no output"])[-1].strip()[:300]
+        messages = [re.sub(r"^.*\| (ERROR|INFO|WARNING) \| \w+ \| ", "", line).strip() for line in lines]
+        errors = [m for m in messages if re.search(r"error|errno|exception", m, re.IGNORECASE)]
+        return (errors or messages or ["no output"])[-1][:300]
 
-    def stop(self, keep_log: bool = True) -> None:
-        """Terminate olah's process group (SIGTERM, then SIGKILL after 5 s); idempotent."""
+    def stop(self, keep_log: bool = False) -> None:
+        """Terminate olah's process group (SIGTERM, then SIGKILL after 5 s) and remove its folder (its log too,
+        unless ``keep_log``); idempotent."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             try:
@@ -166,4 +174,4 @@ class ZooServer:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop(keep_log=exc is not None)
+        self.stop(keep_log=exc is not None and not isinstance(exc, KeyboardInterrupt))  # the log explains a failure
