@@ -53,7 +53,7 @@ def test_quick_demo_end_to_end_and_resumes(iot_small_captures: Path, tmp_path: P
 
     assert first["sample"]["identical"] and Path(first["sample"]["path"]).is_file()
     reference = Path(first["sample"]["reference"])
-    assert reference.parent.parent.parent == sweep / "trials"
+    assert reference.parent.parent == sweep / "trials"
     downloaded, original = load_generator(snapshot), load_generator(reference)
     assert same_flows(downloaded.sample(300, seed=7), original.sample(300, seed=7))
     assert not same_flows(downloaded.sample(300, seed=7), original.sample(300, seed=8))  # the check can fail
