@@ -123,3 +123,72 @@ def ray_cluster() -> Iterator[str]:
             ray.shutdown()
         _stop(proc)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+class TwoNodeCluster:
+    """A real two-node Ray cluster on this machine: a head (1 CPU, dashboard and job server on free ports)
+    and a second node (1 CPU) joined to it, each a ``ray start --block`` in its own process group, sharing
+    one ``--temp-dir``. :meth:`stop` signals those two groups only (never a global ``ray stop``)."""
+
+    def __init__(self, cpus_per_node: int = 1, object_store_bytes: int = 300_000_000) -> None:
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="ntg-ray2-", dir="/tmp"))
+        ports = dict(zip(PORT_OPTIONS, free_ports(len(PORT_OPTIONS)), strict=True))
+        self.address = f"127.0.0.1:{ports['--port']}"
+        self.dashboard = f"http://127.0.0.1:{ports['--dashboard-port']}"
+        venv_bin = str(Path(sys.executable).parent)  # a job's entrypoint runs the cluster's python and `ntg`
+        self.env = {
+            **os.environ,
+            "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
+            "RAY_AUTH_MODE": "disabled",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "OMP_NUM_THREADS": "1",
+            "RAY_ADDRESS": self.address,
+        }
+        common = ["--block", "--num-cpus", str(cpus_per_node), "--num-gpus", "0", "--object-store-memory",
+                  str(object_store_bytes), "--disable-usage-stats", "--node-ip-address", "127.0.0.1",
+                  "--temp-dir", str(self.temp_dir)]
+        head = [str(RAY), "start", "--head", *common, "--include-dashboard", "true", "--dashboard-host",
+                "127.0.0.1", *[item for option, port in ports.items() for item in (option, str(port))]]
+        worker_ports = free_ports(4)
+        worker = [str(RAY), "start", "--address", self.address, *common,
+                  "--node-manager-port", str(worker_ports[0]), "--object-manager-port", str(worker_ports[1]),
+                  "--metrics-export-port", str(worker_ports[2]), "--runtime-env-agent-port", str(worker_ports[3])]
+        self.procs: list[subprocess.Popen] = []
+        try:
+            self._start(head, "head.log")
+            _wait_for_port(ports["--port"], self.procs[0], self.temp_dir / "head.log")
+            _wait_for_port(ports["--dashboard-port"], self.procs[0], self.temp_dir / "head.log")
+            self._start(worker, "worker.log")
+            self._wait_for_nodes(2)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self, command: list[str], log_name: str) -> None:
+        with open(self.temp_dir / log_name, "wb") as out:
+            self.procs.append(subprocess.Popen(command, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
+
+    def _wait_for_nodes(self, n: int, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = subprocess.run([str(RAY), "status", "--address", self.address], env=self.env,
+                                    capture_output=True, text=True, timeout=60)
+            if status.stdout.count(" node_") >= n and f"/{float(n):.1f} CPU" in status.stdout:
+                return
+            time.sleep(2)
+        raise RuntimeError(f"the two-node cluster did not come up:\n{status.stdout[-2000:]}{status.stderr[-2000:]}")
+
+    def job(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        """``ray job ARGS --address DASHBOARD`` (options before ``--``)."""
+        head, sep, tail = list(args), [], []
+        if "--" in head:
+            i = head.index("--")
+            head, sep, tail = head[:i], ["--"], head[i + 1:]
+        return subprocess.run([str(RAY), "job", *head, "--address", self.dashboard, *sep, *tail], env=self.env,
+                              capture_output=True, text=True, timeout=timeout, cwd=TESTS.parent)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            _stop(proc)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)

@@ -1,0 +1,143 @@
+"""`ntg sweep` and `ntg train --workers` on a real two-node Ray cluster on this machine, submitted as Ray jobs.
+
+One cluster for the module (head + one more node, 1 CPU each, own temp dir and free ports), stopped by its
+finalizer even when a test fails. What is checked: a sweep job is stopped mid-way and resubmitted with
+``--resume`` (the resubmission SUCCEEDED, the sweep reaches its trial count, every trial finished before the
+stop is kept, trials ran on both nodes, its front is in the sweep folder); a GPU asked of a CPU-only cluster
+fails fast in one line; ``ntg train --workers 2`` trains across the two nodes into a run folder whose generator
+samples like an in-process one.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from ray_cluster import TwoNodeCluster
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
+NTG = str(Path(sys.executable).with_name("ntg"))
+MARKOV = """
+families:
+  markov:
+    model:
+      order: {type: categorical, choices: [1, 2]}
+      payload_bins: {type: int, low: 4, high: 32, step: 4}
+      iat_bins: {type: int, low: 4, high: 16, step: 4}
+"""
+TINY_TRANSFORMER = ["--set", "model.d_model=16", "--set", "model.n_layers=1", "--set", "model.n_heads=2",
+                    "--set", "model.mlp_hidden=32", "--set", "train.epochs=2", "--set", "train.max_train_flows=400",
+                    "--set", "train.batch_size=64"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    nodes = TwoNodeCluster()
+    try:
+        yield nodes
+    finally:
+        nodes.stop()
+
+
+def _records(sweep_dir: Path) -> dict[str, dict]:
+    folder = sweep_dir / "trials"
+    return {p.name: json.loads(p.read_text()) for p in folder.glob("*.json")} if folder.is_dir() else {}
+
+
+def _status(cluster: TwoNodeCluster, job_id: str) -> str:
+    return cluster.job("status", job_id, timeout=60).stdout
+
+
+def test_sweep_job_stopped_then_resumed_on_both_nodes(cluster, iot_small, tmp_path):
+    space = tmp_path / "markov.yaml"
+    space.write_text(MARKOV)
+    sweep_dir = tmp_path / "sweep"
+    sweep = ["ntg", "sweep", "--space", str(space), "--data", str(iot_small.root), "--trials", "5",
+             "--out", str(sweep_dir), "--cpus-per-trial", "1", "--concurrency", "2", "--address", "auto"]
+    submit = ["submit", "--working-dir", ".", "--runtime-env", "cluster/runtime_env.yaml"]
+    first = cluster.job(*submit, "--submission-id", "sweep-1", "--no-wait", "--", *sweep)
+    assert first.returncode == 0, first.stderr[-2000:]
+    deadline = time.monotonic() + 300
+    while not _records(sweep_dir) and time.monotonic() < deadline:
+        assert "FAILED" not in _status(cluster, "sweep-1"), cluster.job("logs", "sweep-1").stdout[-3000:]
+        time.sleep(2)
+    stop = cluster.job("stop", "sweep-1", timeout=120)
+    assert stop.returncode == 0, stop.stderr[-2000:]
+    before = _records(sweep_dir)
+    assert 1 <= len(before) < 5, "the stop came mid-sweep"
+    assert "STOPPED" in _status(cluster, "sweep-1")
+
+    second = cluster.job(*submit, "--submission-id", "sweep-2", "--", *sweep, "--resume", timeout=600)
+    logs = cluster.job("logs", "sweep-2").stdout
+    assert second.returncode == 0, logs[-3000:] + second.stderr[-2000:]
+    assert "SUCCEEDED" in _status(cluster, "sweep-2")
+    assert "[5/5]" in logs and "front (fidelity, flops_per_flow)" in logs  # progress lines reach `ray job logs`
+
+    after = _records(sweep_dir)
+    assert len(after) == 5
+    assert all(after[name] == record for name, record in before.items())  # kept, not trained again
+    trained = [r for r in after.values() if not r["metrics"].get("reused_from")]
+    assert all(r["node_id"] and r["node_ip"] == "127.0.0.1" for r in trained)
+    assert len({r["node_id"] for r in trained}) == 2, "trials ran on both nodes"
+    meta = json.loads((sweep_dir / "sweep.json").read_text())
+    assert meta["study_storage"] == "study.db"  # a local disk: SQLite (journal on a network file system)
+
+    pareto = subprocess.run([NTG, "pareto", str(sweep_dir)], capture_output=True, text=True, timeout=300)
+    assert pareto.returncode == 0, pareto.stderr[-2000:]
+    front = json.loads((sweep_dir / "front.json").read_text())
+    on_front = [row for row in front["trials"] if row["on_front"]] if "trials" in front else front
+    assert on_front and all((sweep_dir / row["generator_dir"] / "config.json").is_file() for row in on_front)
+
+
+def test_gpu_on_a_cpu_only_cluster_fails_fast(cluster, iot_small, tmp_path):
+    space = tmp_path / "markov.yaml"
+    space.write_text(MARKOV)
+    started = time.monotonic()
+    sweep = subprocess.run([NTG, "sweep", "--space", str(space), "--data", str(iot_small.root), "--trials", "2",
+                            "--out", str(tmp_path / "gpu-sweep"), "--gpus-per-trial", "0.5",
+                            "--address", cluster.address], capture_output=True, text=True, env=cluster.env,
+                           timeout=120)
+    train = subprocess.run([NTG, "train", "--family", "transformer", "--data", str(iot_small.root), "--out",
+                            str(tmp_path / "gpu-run"), "--workers", "2", "--gpus-per-worker", "1", "--address",
+                            cluster.address], capture_output=True, text=True, env=cluster.env, timeout=120)
+    assert time.monotonic() - started < 100
+    for done, option in ((sweep, "--gpus-per-trial 0"), (train, "drop --gpus-per-worker")):
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ntg: error:")]
+        assert done.returncode == 2 and len(errors) == 1, done.stderr[-2000:]
+        assert "0 GPU" in errors[0] and option in errors[0]
+    assert not (tmp_path / "gpu-run" / "run.json").exists()
+
+
+def test_train_with_two_workers_across_the_nodes(cluster, iot_small, tmp_path):
+    from ntg.data.schema import FlowTable
+    from ntg.models.base import load_generator
+    from ntg.training.runs import sample_run, train_run
+
+    out = tmp_path / "ddp"
+    done = subprocess.run([NTG, "train", "--family", "transformer", "--data", str(iot_small.root), "--out",
+                           str(out), "--workers", "2", "--address", cluster.address, *TINY_TRANSFORMER],
+                          capture_output=True, text=True, env=cluster.env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = json.loads((out / "train_log.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    # 2 workers of 1 CPU on two 1-CPU nodes: one worker on each node
+    assert log["world_size"] == 2 and run["distributed"]["num_workers"] == 2 and len(log["history"]) == 2
+    assert (out / "checkpoints" / "checkpoint.pt").is_file()  # a rerun resumes from it
+
+    local = train_run("transformer", iot_small.root, tmp_path / "local",
+                      overrides=[s for s in TINY_TRANSFORMER if s != "--set"], progress=False)
+    local_log = json.loads((Path(local) / "train_log.json").read_text())
+    assert {p.name for p in Path(local).iterdir()} <= {p.name for p in out.iterdir()}  # same run folder
+    assert load_generator(out).get_config() == load_generator(local).get_config()
+    # same loop, same data: the two losses agree to within what the sharded batches change
+    ddp_loss, local_loss = log["history"][-1]["val_loss"], local_log["history"][-1]["val_loss"]
+    assert abs(ddp_loss - local_loss) < 0.25 * local_loss, (ddp_loss, local_loss)
+    ddp = FlowTable.read(sample_run(out, 300, seed=1, out=tmp_path / "ddp.parquet"))
+    ref = FlowTable.read(sample_run(local, 300, seed=1, out=tmp_path / "local.parquet"))
+    assert len(ddp) == len(ref) == 300 and set(ddp.meta.columns) == set(ref.meta.columns)
+    assert set(ddp.meta["label"]) <= set(iot_small.classes)
+    assert abs(float(ddp.length.mean()) - float(ref.length.mean())) < 0.35 * float(ref.length.mean())
