@@ -25,10 +25,14 @@ Uploads, as ``HfApi.create_repo`` and ``HfApi.upload_folder`` (without Xet: ``HF
 * ``POST /api/models/{repo_id}/preupload/{revision}``: ``uploadMode`` "lfs" for weights, "regular" otherwise;
 * ``POST /{repo_id}.git/info/lfs/objects/batch``: a basic-transfer ``upload`` action per object not stored yet;
   ``PUT /lfs-upload/{sha256}`` stores it (checked against its sha256);
+* ``POST /api/validate-yaml`` (``create_commit`` sends every ``README.md`` first): 400 with ``errors`` when the
+  metadata is not a YAML mapping or its ``model-index`` lacks what the Hub requires (name; per result the task
+  type, dataset name and type, metrics with type and value), else 200 with no errors;
 * ``POST /api/models/{repo_id}/commit/{revision}`` (NDJSON: ``header``, ``file`` base64, ``lfsFile``,
   ``deletedFile``, ``deletedFolder``): applies them and answers ``commitOid`` / ``commitUrl``.
 
-With ``write_token`` set, writes need ``Authorization: Bearer <write_token>`` (401 otherwise), as on the Hub.
+With ``write_token`` set, API writes need ``Authorization: Bearer <write_token>`` (401 otherwise), as on the Hub;
+the LFS ``PUT`` (a pre-signed storage URL on the Hub) needs none.
 
 Every repo has one branch, ``main``, whose commit id is a hash of the repo's files and its number of commits, so
 each publish or upload makes a new commit. No Xet headers are sent, so the client uses plain HTTP transfers.
@@ -130,6 +134,34 @@ class Repo:
         return [entries[k] for k in sorted(entries)]
 
 
+def model_card_errors(readme: str) -> list[str]:
+    """What the Hub's metadata check would refuse in a README.md: bad YAML, or a model-index without the fields
+    the Hub needs (``name``; per result ``task.type``, ``dataset.name`` / ``type``, metrics' ``type`` / ``value``)."""
+    import yaml
+
+    if not readme.startswith("---\n"):
+        return []
+    try:
+        meta = yaml.safe_load(readme.split("---\n", 2)[1])
+    except (yaml.YAMLError, IndexError) as err:
+        return [f"invalid YAML: {err}"]
+    if not isinstance(meta, dict):
+        return ["metadata must be a YAML mapping"]
+    errors = []
+    for entry in meta.get("model-index") or []:
+        if not entry.get("name"):
+            errors.append('"model-index[0].name" is required')
+        for result in entry.get("results") or []:
+            if not (result.get("task") or {}).get("type"):
+                errors.append('"model-index[0].results[].task.type" is required')
+            dataset = result.get("dataset") or {}
+            if not (dataset.get("name") and dataset.get("type")):
+                errors.append('"model-index[0].results[].dataset" needs name and type')
+            if any("type" not in m or "value" not in m for m in result.get("metrics") or []):
+                errors.append('"model-index[0].results[].metrics[]" need type and value')
+    return errors
+
+
 class HubRequestHandler(BaseHTTPRequestHandler):
     server: _Server  # type: ignore[assignment]
     # HTTP/1.0: one request per connection, so a stopped server really is unreachable (no kept-alive handler)
@@ -170,10 +202,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         body = self._body()
         segments = [unquote(s) for s in url.path.lstrip("/").split("/")]
         try:
-            if hub.write_token and self.headers.get("Authorization") != f"Bearer {hub.write_token}":
+            if self.command == "PUT" and segments[0] == "lfs-upload" and len(segments) == 2:
+                self._lfs_put(segments[1], body)  # like a pre-signed storage URL: no Hub token sent or needed
+            elif hub.write_token and self.headers.get("Authorization") != f"Bearer {hub.write_token}":
                 self._error(401, None, "Invalid credentials in Authorization header", False)
-            elif self.command == "PUT" and segments[0] == "lfs-upload" and len(segments) == 2:
-                self._lfs_put(segments[1], body)
+            elif segments[:2] == ["api", "validate-yaml"]:
+                errors = model_card_errors(json.loads(body).get("content", ""))
+                self._send(400 if errors else 200, json.dumps({"errors": [{"message": e} for e in errors],
+                                                               "warnings": []}).encode(), False, {})
             elif segments[:3] == ["api", "repos", "create"]:
                 self._create(json.loads(body))
             elif len(segments) == 6 and segments[:2] == ["api", "models"] and segments[4] in ("preupload", "commit"):

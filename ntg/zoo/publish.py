@@ -328,7 +328,12 @@ def upload(stage: Path, repo_id: str, endpoint: str, token: str | None, private:
     api = HfApi(endpoint=endpoint.rstrip("/"), token=token)
     try:
         with _xet_only_on_the_hub(endpoint):
-            url = api.create_repo(repo_id, private=private, exist_ok=True)
+            try:
+                url = str(api.create_repo(repo_id, private=private, exist_ok=True))
+            except ValueError as err:  # huggingface_hub 2.4: an existing repo after a 401/403 on create, on a
+                if "Invalid HF URI" not in str(err):  # non-Hub endpoint, fails to parse its own RepoUrl
+                    raise
+                url = f"{api.endpoint}/{repo_id}"  # the repo exists; the upload below says if the token may write
             info = api.upload_folder(repo_id=repo_id, folder_path=stage, commit_message=message,
                                      delete_patterns="*")
     except HfHubHTTPError as err:
@@ -337,9 +342,11 @@ def upload(stage: Path, repo_id: str, endpoint: str, token: str | None, private:
                 else "check the namespace and the endpoint")
         raise NtgError(f"{repo_id}: the hub at {endpoint} refused the upload (HTTP {status}: "
                        f"{' '.join(str(err).split())[:200]}); {hint}") from None
-    except OSError as err:
-        raise NtgError(f"{repo_id}: lost the connection to {endpoint} ({err}); re-run to publish again") from None
-    return str(url), info.oid
+    except (OSError, RuntimeError, ValueError) as err:  # the client wraps transfer failures in RuntimeError
+        cause = " ".join(str(err.__cause__ or err).split())[:200]
+        raise NtgError(f"{repo_id}: upload to {endpoint} failed ({cause}); check the endpoint and re-run "
+                       "to publish again") from None
+    return url, info.oid
 
 
 __all__ = ["Planned", "check_endpoint", "check_no_leaks", "dataset_slug", "evaluate_cached", "plan_publish",
