@@ -31,7 +31,7 @@ RUNTIME_ENV = CLUSTER / "runtime_env.yaml"
 RAYCLUSTER = CLUSTER / "kuberay" / "raycluster.yaml"
 RAYJOB = CLUSTER / "kuberay" / "rayjob-sweep.yaml"
 SHARED = "/mnt/shared"
-# What `ntg sweep` passes to ray.init(runtime_env={"env_vars": ...}) (ntg/search/sweep.py, _ray_session): a
+# What `ntg sweep` passes to ray.init(runtime_env={"env_vars": ...}) (ntg/search/driver.py, ray_session): a
 # job runtime env that sets one of these keys too makes Ray refuse to start the sweep's driver.
 SWEEP_DRIVER_ENV = {"RAY_AUTH_MODE": "disabled", "OMP_NUM_THREADS": "2"}
 
