@@ -272,3 +272,52 @@ def test_trial_cut_mid_training_resumes_from_its_last_epoch_checkpoint(iot_small
     (record,) = load_trial_records(out)
     assert record["status"] == "complete" and record["metrics"]["resumed_from_epoch"] >= 3
     assert record["metrics"]["epochs"] == 40
+
+
+def test_sweep_never_writes_into_a_dataset_folder_or_a_local_s3_folder(iot_small, tmp_path, monkeypatch):
+    from ntg.errors import NtgError
+
+    space = _space(tmp_path, "baselines", BASELINES)
+    before = sorted(p.name for p in iot_small.root.iterdir())
+    with pytest.raises(NtgError, match="ntg dataset folder.*--force"):
+        run_sweep(SweepOptions(spaces=[space], data_dir=iot_small.root, n_trials=1, out=iot_small.root))
+    assert sorted(p.name for p in iot_small.root.iterdir()) == before  # nothing written there
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NtgError, match=r"s3:// storage is not written directly; mount it .* file:///path"):
+        run_sweep(SweepOptions(spaces=[space], data_dir=iot_small.root, n_trials=1, out="s3://bucket/sweeps/a"))
+    assert not (tmp_path / "s3:").exists()
+
+
+def test_study_storage_sqlite_on_local_disks_journal_on_network_file_systems(tmp_path, monkeypatch):
+    import ntg.search.sweep as sweep
+    from ntg.errors import NtgError
+    from ntg.search.records import filesystem_type, resolve_sweep_dir
+
+    assert resolve_sweep_dir(f"file://{tmp_path}/a%20b") == tmp_path / "a b"
+    assert filesystem_type(tmp_path) != "unknown"  # read from /proc/mounts
+    (tmp_path / "local").mkdir()
+    _, text, _ = sweep.open_storage(None, tmp_path / "local")
+    assert text == "study.db"
+    monkeypatch.setattr(sweep, "is_network_fs", lambda path: True)  # as on an NFS mount
+    _, text, dashboard = sweep.open_storage(None, tmp_path / "nfs")
+    assert text == "journal:study.journal" and (tmp_path / "nfs").is_dir() and dashboard.endswith("study.journal")
+    for spec in ("study.db", f"sqlite:///{tmp_path}/nfs/x.db"):
+        with pytest.raises(NtgError, match="SQLite on a network file system is not safe; use journal:study.journal"):
+            sweep.open_storage(spec, tmp_path / "nfs")
+
+
+def test_a_trial_that_fits_no_node_is_refused_before_it_runs():
+    from ntg.errors import NtgError
+    from ntg.search.driver import check_cluster_fits
+
+    two_cpu_nodes = [{"CPU": 1.0}, {"CPU": 1.0}]
+    check_cluster_fits(two_cpu_nodes, 1, 0, workers=2)  # one Ray Train worker on each node
+    with pytest.raises(NtgError, match=r"0\.5 GPU .* \(nodes: 1 CPU/0 GPU, 1 CPU/0 GPU\); use --gpus-per-trial 0"):
+        check_cluster_fits(two_cpu_nodes, 1, 0.5)
+    with pytest.raises(NtgError, match="2 CPU and 0 GPU .* --allow-autoscale"):
+        check_cluster_fits(two_cpu_nodes, 2, 0)
+    with pytest.raises(NtgError, match=r"each Ray Train worker .*\(× 3 workers\)"):
+        check_cluster_fits(two_cpu_nodes, 1, 0, workers=3)
+    check_cluster_fits(two_cpu_nodes, 2, 1, allow_autoscale=True)  # the autoscaler adds such nodes
+    check_cluster_fits([{"CPU": 8.0, "GPU": 1.0}], 2, 0.25)  # fractional GPUs share one
