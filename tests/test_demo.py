@@ -33,15 +33,18 @@ def test_quick_demo_end_to_end_and_resumes(iot_small_captures: Path, tmp_path: P
     first = run_demo(str(iot_small_captures), workdir, quick=True)
     out = capsys.readouterr().out
 
-    sweep = workdir / "sweep-quick"
-    for path in ("summary.md", "steps.json", "space-quick.yaml", "zoo/index.json", "compare/compare.png",
-                 "compare/compare.csv", "compare/generators.txt"):
+    sweeps = workdir / "sweeps-quick"
+    for path in ("summary.md", "steps.json", "sweeps-quick/space-neural.yaml", "zoo/index.json",
+                 "compare/compare.png", "compare/compare.csv", "compare/generators.txt"):
         assert (workdir / path).is_file(), path
-    for path in ("front.png", "front.json", "study.db", "hypervolume.png"):
-        assert (sweep / path).is_file(), path
-    assert len(list((sweep / "trials").glob("*.json"))) == 5
+    for sweep in ("baseline", "neural"):
+        for path in ("front.png", "front.json", "study.db", "hypervolume.png"):
+            assert (sweeps / sweep / path).is_file(), path
+        assert len(list((sweeps / sweep / "trials").glob("*.json"))) == 3
     published = first["published"]
     assert published and all(p["repo_id"].startswith("ntg-demo/ntg-") for p in published)
+    assert {p["sweep"] for p in published} == {"baseline", "neural"}  # two fronts to compare
+    assert set(first["compare"]["hypervolume"]) == {"baseline", "neural"}
     index = json.loads((workdir / "zoo" / "index.json").read_text())
     assert {r["repo_id"] for r in index["repos"]} == {p["repo_id"] for p in published}
 
@@ -53,11 +56,12 @@ def test_quick_demo_end_to_end_and_resumes(iot_small_captures: Path, tmp_path: P
 
     assert first["sample"]["identical"] and Path(first["sample"]["path"]).is_file()
     reference = Path(first["sample"]["reference"])
-    assert reference.parent.parent == sweep / "trials"
+    assert reference.parent.parent == sweeps / "neural" / "trials"  # a neural generator made the round trip
     downloaded, original = load_generator(snapshot), load_generator(reference)
     assert same_flows(downloaded.sample(300, seed=7), original.sample(300, seed=7))
     assert not same_flows(downloaded.sample(300, seed=7), original.sample(300, seed=8))  # the check can fail
-    for step in ("| prepare |", "| sweep |", "| publish |", "| serve |", "| download |", "| stop |"):
+    for step in ("| prepare |", "| sweep baseline |", "| sweep neural |", "| publish |", "| serve |",
+                 "| download |", "| stop |"):
         assert step in out
 
     steps_before = json.loads((workdir / "steps.json").read_text())
@@ -66,7 +70,7 @@ def test_quick_demo_end_to_end_and_resumes(iot_small_captures: Path, tmp_path: P
     assert time.perf_counter() - started < 30  # no Ray, no server, no evaluation
     out = capsys.readouterr().out
     assert json.loads((workdir / "steps.json").read_text()) == steps_before
-    assert out.count("(reused)") == 7 and "| serve |" not in out
+    assert out.count("(reused)") == 8 and "| serve |" not in out
 
 
 def test_steps_reuse_finished_and_rerun_what_follows_a_rerun(tmp_path: Path) -> None:

@@ -1,20 +1,26 @@
-"""The demo's budgets: which search space, how many trials, how long each may train.
+"""The demo's budgets: which search spaces, how many trials, how long each may train.
+
+Two sweeps, so that ``ntg zoo compare`` has two fronts to compare: ``baseline`` (the Markov chain, seconds per
+trial) and ``neural`` (transformer, SSM, diffusion). In one sweep the Markov chain (0 FLOPs, fidelity 0.08)
+dominates every neural generator a CPU demo budget trains (fidelity 0.12–0.26 after 6 epochs: measured in a
+16-trial mixed sweep at 12:13 on 2026-12-02), and the front, the zoo and the comparison would hold Markov
+chains only.
 
 Derivation (2 shared CPU cores, one torch thread per trial, two trials at a time; measured 2026-12-02 with
-``ntg.search.trial.evaluate_config`` on iot-sentinel prepared by the demo, load 1.5–2.5 from other users):
+``ntg.search.trial.evaluate_config`` and in sweeps on iot-sentinel prepared by the demo):
 
-* a Markov trial takes about 8 s (fit under 0.1 s; the fast validation evaluation is the rest);
-* a neural trial of 2 epochs on 3,000 flows with a 0.3 M-parameter model takes 10 s (transformer), 15 s (SSM),
-  16 s (diffusion): 2.4–6 s of training, about 8 s of fast evaluation and sampling;
-* with 0.3–0.7 M parameters, 4,000 training flows and 6 epochs (early stop at patience 2): transformer
-  TF_S, SSM SSM_S, diffusion DIFF_S.
+* a Markov trial takes 7–8 s of CPU (fit under 0.1 s; the fast validation evaluation is the rest);
+* a neural trial of 6 epochs on 4,000 training flows with 0.4–0.7 M parameters: transformer 25 s, SSM 40 s,
+  diffusion 44 s of CPU (of which 17, 35 and 10 s of training; the rest is the fast evaluation and
+  sampling); under a load of 5–7 from other users a trial took 60–80 s of wall time;
+* so the neural sweep's 12 trials are 12 × 36 s / 2 cores ≈ 4 minutes on an idle machine, 7–8 loaded, and it
+  stops starting trials after :attr:`DemoBudget.sweep_seconds` (a loaded machine gets fewer trials, never a
+  longer demo; running the demo again continues the sweep to 12); the baseline sweep's 6 trials take a minute;
+* publishing evaluates each front member on the test split (one split seed, Random Forest, 2 augmentation
+  seeds: 75–150 s each, a front of 1 + 2–4); prepare, fronts, serve, download, sample and compare take under a
+  minute: about 15–20 minutes in all.
 
-So a mixed trial averages about AVG_S s of one core; 16 trials on 2 cores are about 16 × AVG_S / 2 ≈ SWEEP_MIN
-minutes, and the sweep also stops starting trials after :attr:`DemoBudget.sweep_seconds` (a loaded machine
-gets fewer trials, never a longer demo; running the demo again continues the sweep to 16). Publishing
-re-evaluates each front member on the test split with one split seed (about a minute or two each, a front of
-3–6), and the rest (prepare, front, serve, download, sample, compare) takes under a minute: about 25 minutes.
-``--quick`` keeps every step with a handful of one-epoch trials on 800 flows (a few minutes in all).
+``--quick`` keeps every step with three one-epoch trials per sweep on 800 flows (a few minutes in all).
 """
 
 from __future__ import annotations
@@ -22,26 +28,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: the families of the demo's sweep: the three neural families and the Markov baseline
-SWEEP_FAMILIES = ("transformer", "ssm", "diffusion", "markov")
+#: the demo's sweeps and their families: the Markov baseline, and the three neural families
+SWEEPS: dict[str, tuple[str, ...]] = {"baseline": ("markov",), "neural": ("transformer", "ssm", "diffusion")}
+SWEEP_FAMILIES = tuple(family for families in SWEEPS.values() for family in families)
 
 
 @dataclass(frozen=True)
 class DemoBudget:
     """What one demo run may spend; :data:`FULL` and :data:`QUICK` are the two shipped budgets."""
 
-    trials: int
+    trials: dict[str, int]  # per sweep
     epochs: int
     max_train_flows: int
-    sweep_seconds: float
+    sweep_seconds: dict[str, float]  # per sweep: no trial starts after this
     split_seeds: int = 1
     sample_flows: int = 2000
     sizes: dict[str, Any] = field(default_factory=dict)
 
 
-FULL = DemoBudget(trials=16, epochs=6, max_train_flows=4000, sweep_seconds=13 * 60)
-QUICK = DemoBudget(trials=5, epochs=1, max_train_flows=800, sweep_seconds=150, sample_flows=500,
-                   sizes={"quick": True})
+FULL = DemoBudget(trials={"baseline": 6, "neural": 12}, epochs=6, max_train_flows=4000,
+                  sweep_seconds={"baseline": 180, "neural": 12 * 60})
+QUICK = DemoBudget(trials={"baseline": 3, "neural": 3}, epochs=1, max_train_flows=800,
+                   sweep_seconds={"baseline": 90, "neural": 150}, sample_flows=500, sizes={"quick": True})
 
 
 def _train(budget: DemoBudget) -> dict[str, Any]:
@@ -49,8 +57,9 @@ def _train(budget: DemoBudget) -> dict[str, Any]:
             "batch_size": 256, "patience": 2, "max_train_flows": budget.max_train_flows}
 
 
-def space_document(budget: DemoBudget, families: list[str] | tuple[str, ...] = SWEEP_FAMILIES) -> dict[str, Any]:
-    """The demo's search space (written to ``WORKDIR/space.yaml``): the shipped spaces narrowed to small models.
+def space_document(budget: DemoBudget, families: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """A demo sweep's search space (written to ``WORKDIR/sweeps/space-NAME.yaml``): the shipped spaces
+    narrowed to small models.
 
     Small widths and depths keep every neural trial under about a minute on one core; the shipped
     ``search_spaces/*.yaml`` are for real sweeps.

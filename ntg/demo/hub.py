@@ -60,12 +60,13 @@ def sample_check(downloaded: Path, sweep_dir: Path, published: dict[str, Any], o
 
 
 def compare_fronts(published: list[dict[str, Any]], endpoint: str, zoo: Path, out: Path) -> dict[str, Any]:
-    """``ntg zoo compare``'s fronts (one per family) read from the served cards, and ``ntg zoo list``'s table."""
+    """``ntg zoo compare``'s fronts (one per sweep: baseline, neural) read from the served cards, and
+    ``ntg zoo list``'s table."""
     from ntg.utils.io import atomic_path
     from ntg.zoo.catalog import compare, format_listing, list_generators
 
     repos = [p["repo_id"] for p in published]
-    result = compare(repos, endpoint=endpoint, zoo_dir=zoo, out_dir=out, by="family")
+    result = compare(repos, endpoint=endpoint, zoo_dir=zoo, out_dir=out)
     listing = format_listing(list_generators(endpoint=endpoint, zoo_dir=zoo, repos=repos))
     with atomic_path(out / "generators.txt") as tmp:
         tmp.write_text(listing + "\n")
