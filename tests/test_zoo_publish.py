@@ -250,3 +250,22 @@ def test_leak_check_refuses_a_file_with_a_local_path(tmp_path):
     (stage / "eval" / "report.json").write_text(json.dumps({"path": str(tmp_path / "data")}))
     with pytest.raises(NtgError, match="refusing to publish: eval/report.json would contain the local path"):
         publish_mod.check_no_leaks(stage, publish_mod._secrets(None, tmp_path))
+
+
+def test_cli_errors_are_one_line_and_zoo_wins_over_hf_endpoint(sweep, local_zoo, tmp_path, monkeypatch, capsys):
+    from ntg.cli import main
+
+    (tmp_path / "empty" / "trials").mkdir(parents=True)
+    assert main(["zoo", "publish", str(tmp_path / "empty"), "--to", NS, "--data", str(sweep.parent)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ntg: error: ") and err.count("\n") == 1 and "--data DIR" in err
+    assert main(["zoo", "publish", str(sweep), "--to", "bad/ns", "--dry-run"]) == 2
+    assert "not a Hub user or organisation name" in capsys.readouterr().err
+    # HF_ENDPOINT pointing at a read-only zoo server must not turn an explicit --zoo publish into an upload
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1")
+    zoo = tmp_path / "zoo"
+    assert main(["zoo", "publish", str(sweep), "--to", NS, "--zoo", str(zoo), "--quiet", "--split-seeds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert all(r["repo_id"] in out for r in local_zoo[1]) and (zoo / "index.json").is_file()
+    assert main(["zoo", "publish", str(sweep), "--to", NS, "--dry-run"]) == 0  # HF_ENDPOINT without --zoo
+    assert "to http://127.0.0.1:1" in capsys.readouterr().out

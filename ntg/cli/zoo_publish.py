@@ -15,12 +15,14 @@ def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
         "on every axis (cached by weights sha256 in SWEEP_DIR/zoo-eval), and publish NAMESPACE/ntg-<family>-"
         "<dataset>-<id> with model.safetensors, config.json, eval/, front.png and a model card (README.md). "
         "With --endpoint (or HF_ENDPOINT) it uploads with huggingface_hub; without, it commits to the local zoo "
-        "($NTG_ZOO or zoo/local), which `ntg zoo serve` serves. Re-publishing makes new commits.",
+        "($NTG_ZOO or zoo/local), which `ntg zoo serve` serves. Re-publishing makes new commits. CPU budget, "
+        "recorded in each card: Random Forest only, 2 augmentation seeds; neural families are not refitted per "
+        "split seed or augmentation fraction.",
     )
     p.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the --out folder of `ntg sweep`")
     p.add_argument("--to", required=True, metavar="NAMESPACE", help="Hub user or organisation, e.g. my-org")
-    p.add_argument("--endpoint", metavar="URL", help="hub URL, e.g. https://huggingface.co (default: HF_ENDPOINT; "
-                   "neither: the local zoo)")
+    p.add_argument("--endpoint", metavar="URL", help="hub URL, e.g. https://huggingface.co (default: HF_ENDPOINT "
+                   "unless --zoo is given; neither: the local zoo)")
     p.add_argument("--token", help="hub token with write access (default: the HF_TOKEN environment variable)")
     p.add_argument("--private", action="store_true", help="create the repos private (hub only)")
     p.add_argument("--only-front", action=argparse.BooleanOptionalAction, default=True,

@@ -58,11 +58,14 @@ def publish_sweep(sweep_dir: str | Path, namespace: str, *, endpoint: str | None
                   zoo_dir: str | Path | None = None, split_seeds: int = 2, progress: bool = True,
                   data_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Publish the sweep's generators (see the module docstring); one dict per repo: repo_id, url (or local
-    path), commit, trial_id, family, dataset, sweep, metrics. ``dry_run`` prints the plan and writes nothing."""
+    path), commit, trial_id, family, dataset, sweep, metrics. ``dry_run`` prints the plan and writes nothing.
+
+    ``endpoint`` defaults to ``HF_ENDPOINT`` unless ``zoo_dir`` is given; ``data_dir`` to the sweep's data."""
     from ntg.zoo.local import default_zoo_dir
 
     sweep_dir = Path(sweep_dir)
-    endpoint = endpoint or os.environ.get("HF_ENDPOINT") or None
+    # an explicit zoo folder wins over HF_ENDPOINT, which may point at that zoo's read-only server
+    endpoint = endpoint or (os.environ.get("HF_ENDPOINT") if zoo_dir is None else None) or None
     data_dir = _data_dir(sweep_dir, data_dir)
     dataset = dataset_slug(data_dir)
     front, plan = plan_publish(sweep_dir, namespace, dataset, only_front)
@@ -339,7 +342,8 @@ def upload(stage: Path, repo_id: str, endpoint: str, token: str | None, private:
     except HfHubHTTPError as err:
         status = err.response.status_code if err.response is not None else None
         hint = ("give a token with write access to the namespace (--token or HF_TOKEN)" if status in (401, 403)
-                else "check the namespace and the endpoint")
+                else "check the namespace and the endpoint (a read-only mirror such as `ntg zoo serve` takes no "
+                "uploads: publish to the local zoo without --endpoint and with HF_ENDPOINT unset)")
         raise NtgError(f"{repo_id}: the hub at {endpoint} refused the upload (HTTP {status}: "
                        f"{' '.join(str(err).split())[:200]}); {hint}") from None
     except (OSError, RuntimeError, ValueError) as err:  # the client wraps transfer failures in RuntimeError
