@@ -6,14 +6,14 @@ import argparse
 from pathlib import Path
 
 DESCRIPTION = """\
-Prepare iot-sentinel, sweep small models of the transformer, SSM and diffusion families and the Markov
-baseline on a local Ray instance (Ray Tune + Optuna), compute the Pareto front (fidelity against FLOPs per
-flow), publish it to a local zoo with test-split evaluation cards, serve the zoo (olah) to the plain Hugging
-Face client, download one generator back and check it samples the same flows as the published one, compare
-the fronts from the cards, and stop the server. About 25 minutes on 2 CPU cores; a final table says where
-every artefact is. Every finished step is recorded in WORKDIR/steps.json: run it again and it resumes.
-Afterwards `ntg zoo serve --zoo WORKDIR/zoo` serves the demo's zoo again and `ntg pareto WORKDIR/sweep`
-redraws the front."""
+Prepare iot-sentinel, run two sweeps on a local Ray instance (Ray Tune + Optuna): "baseline" (the Markov
+chain) and "neural" (small transformer, SSM and diffusion models); compute each Pareto front (fidelity
+against FLOPs per flow), publish both to a local zoo with test-split evaluation cards, serve the zoo (olah)
+to the plain Hugging Face client, download one generator back and check it samples the same flows as the
+published one, compare the two fronts from the cards, and stop the server. 15-20 minutes on 2 CPU cores; a
+final table says where every artefact is. Every finished step is recorded in WORKDIR/steps.json: run it
+again and it resumes. Afterwards `ntg zoo serve --zoo WORKDIR/zoo` serves the demo's zoo again and
+`ntg pareto WORKDIR/sweeps/neural` redraws a front."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="iot-sentinel", help="registry name or capture folder")
     p.add_argument("--workdir", type=Path, default=Path("artifacts/demo"), help="where everything is written")
     p.add_argument("--families", nargs="+", metavar="FAMILY",
-                   help=f"families of the sweep (default: all of {', '.join(SWEEP_FAMILIES)})")
-    p.add_argument("--trials", type=int, metavar="N", help="sweep trials in all (default 16; --quick 5)")
+                   help=f"families to sweep (default: all of {', '.join(SWEEP_FAMILIES)})")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="trials of each sweep (default: baseline 6, neural 12; --quick 3)")
     p.add_argument("--split-seeds", type=int, metavar="K",
                    help="split seeds of the published test-split evaluations (default 1)")
     p.add_argument("--quick", action="store_true", help="tiny budgets: every step, a smoke run of a few minutes")
