@@ -177,7 +177,8 @@ def test_a_port_taken_after_the_check_ends_in_olahs_own_line(zoo, monkeypatch):
     shutil.rmtree(server.log_path.parent)
 
 
-def test_serve_command_prints_endpoint_and_stops_on_ctrl_c(zoo, tmp_path):
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_serve_command_prints_endpoint_and_stops_on_ctrl_c_or_kill(zoo, tmp_path, signum, status):
     env = client_env("http://unused", tmp_path / "hf")
     proc = subprocess.Popen([sys.executable, "-m", "ntg.cli", "zoo", "serve", "--zoo", str(zoo)], env=env,
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -192,10 +193,12 @@ def test_serve_command_prints_endpoint_and_stops_on_ctrl_c(zoo, tmp_path):
         assert done.stdout.strip() == "markov", done.stderr[-1000:]
         olah = _children(proc.pid)
         assert olah, "olah runs as a child of ntg zoo serve"
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=20) == 130
+        proc.send_signal(signum)
+        assert proc.wait(timeout=20) == status
         time.sleep(0.5)
         assert not [pid for pid in olah if Path(f"/proc/{pid}").exists()], "olah must stop with ntg"
+        log_folder = Path(first.split("(log: ")[1].split(")")[0]).parent
+        assert not log_folder.exists(), "a clean stop leaves no temporary folder"
     finally:
         if proc.poll() is None:
             proc.kill()

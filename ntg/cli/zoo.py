@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -62,6 +63,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     if args.port is not None and not 0 < args.port < 65536:
         raise NtgError(f"--port must be between 1 and 65535, not {args.port}")
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # `kill` stops olah too (the context manager's exit), not only Ctrl-C
+
+    signal.signal(signal.SIGTERM, terminated)
     with ZooServer(args.zoo, port=args.port, host=args.host) as server:
         print(f"zoo {server.zoo_dir} served at {server.endpoint} (log: {server.log_path}); Ctrl-C stops it")
         print(f"export HF_ENDPOINT={server.endpoint}", flush=True)

@@ -74,7 +74,8 @@ def _results_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _readme(frame: pd.DataFrame, table: pd.DataFrame, by: str, csvs: list[str]) -> str:
     columns = [c for c in README_COLUMNS if c in frame]
-    lines = [INTRO, f"{len(frame)} generators; results per dataset: " + ", ".join(f"[{c}]({c})" for c in csvs) + ".",
+    tables = ", ".join(f"[{c}]({c})" for c in csvs)
+    lines = [INTRO, f"Published generators: {len(frame)}; results per dataset: {tables}.",
              "", "![fronts](front.png)", "", "| model | family | dataset | sweep | " + " | ".join(columns) + " |",
              "|---|---|---|---|" + "---:|" * len(columns)]
     order = ["dataset", "fidelity_score"] if "fidelity_score" in frame else ["dataset"]

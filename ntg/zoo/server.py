@@ -174,4 +174,5 @@ class ZooServer:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self.stop(keep_log=exc is not None and not isinstance(exc, KeyboardInterrupt))  # the log explains a failure
+        failed = exc is not None and not isinstance(exc, KeyboardInterrupt | SystemExit)
+        self.stop(keep_log=failed)  # the log explains a failure
