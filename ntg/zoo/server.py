@@ -29,14 +29,14 @@ from types import TracebackType
 
 from ntg.errors import NtgError
 
-#: Where the local zoo lies unless ``--zoo`` or ``$NTG_ZOO`` says otherwise.
-DEFAULT_ZOO = "zoo/local"
 START_TIMEOUT_S = 30.0
 
 
 def default_zoo_dir(zoo_dir: str | Path | None = None) -> Path:
-    """``zoo_dir``, else ``$NTG_ZOO``, else ``zoo/local``."""
-    return Path(zoo_dir or os.environ.get("NTG_ZOO") or DEFAULT_ZOO).expanduser()
+    """``zoo_dir``, else ``$NTG_ZOO``, else ``zoo/local`` (where ``publish`` writes: :mod:`ntg.zoo.local`)."""
+    from ntg.zoo.local import default_zoo_dir as publish_default
+
+    return Path(zoo_dir).expanduser() if zoo_dir else publish_default()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
