@@ -220,6 +220,23 @@ def test_connection_refused_is_a_fast_one_line_error(sweep, tmp_path):
     assert time.perf_counter() - t0 < 10 and "\n" not in str(err.value)
 
 
+def test_a_server_that_never_answers_is_a_bounded_one_line_error(sweep, local_zoo, monkeypatch):
+    """The client's shared HTTP session waits forever by default: publish bounds it (and restores it)."""
+    from huggingface_hub.utils import _http
+
+    factory = _http._GLOBAL_CLIENT_FACTORY
+    monkeypatch.setattr(publish_mod, "READ_TIMEOUT_S", 1.0)
+    with socket.socket() as silent:  # accepts connections into its backlog, never reads or answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        t0 = time.perf_counter()
+        with pytest.raises(NtgError, match=rf"upload to {endpoint} failed .*re-run") as err:
+            publish_sweep(sweep, NS, endpoint=endpoint, token=TOKEN, split_seeds=1, progress=False)
+    assert time.perf_counter() - t0 < 15 and "\n" not in str(err.value)
+    assert _http._GLOBAL_CLIENT_FACTORY is factory
+
+
 def test_a_sweep_with_no_finished_trial_has_nothing_to_publish(iot_small, tmp_path):
     empty = tmp_path / "empty"
     (empty / "trials").mkdir(parents=True)

@@ -40,6 +40,7 @@ from ntg.zoo.card import build_card, card_body, repo_name, report_metrics, slug
 NEURAL = ("transformer", "ssm", "diffusion")
 EVAL_CACHE = "zoo-eval"
 CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 120.0  # huggingface_hub waits forever by default; a server that accepts and never answers
 
 
 @dataclass(frozen=True)
@@ -322,15 +323,37 @@ def _xet_only_on_the_hub(endpoint: str) -> Iterator[None]:
         constants.HF_HUB_DISABLE_XET = before
 
 
+@contextlib.contextmanager
+def _bounded_client() -> Iterator[None]:
+    """huggingface_hub's shared client has no timeout: give it one for the upload (restored afterwards)."""
+    import httpx2
+    from huggingface_hub import set_client_factory
+    from huggingface_hub.utils import _http
+
+    before = _http._GLOBAL_CLIENT_FACTORY
+
+    def bounded() -> httpx2.Client:
+        client = before()
+        client.timeout = httpx2.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S)
+        return client
+
+    set_client_factory(bounded)
+    try:
+        yield
+    finally:
+        set_client_factory(before)
+
+
 def upload(stage: Path, repo_id: str, endpoint: str, token: str | None, private: bool,
            message: str) -> tuple[str, str]:
     """create_repo (exist_ok) + upload_folder (stale files deleted); (repo URL, commit id)."""
+    import httpx2
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError
 
     api = HfApi(endpoint=endpoint.rstrip("/"), token=token)
     try:
-        with _xet_only_on_the_hub(endpoint):
+        with _xet_only_on_the_hub(endpoint), _bounded_client():
             try:
                 url = str(api.create_repo(repo_id, private=private, exist_ok=True))
             except ValueError as err:  # huggingface_hub 2.4: an existing repo after a 401/403 on create, on a
@@ -346,7 +369,7 @@ def upload(stage: Path, repo_id: str, endpoint: str, token: str | None, private:
                 "uploads: publish to the local zoo without --endpoint and with HF_ENDPOINT unset)")
         raise NtgError(f"{repo_id}: the hub at {endpoint} refused the upload (HTTP {status}: "
                        f"{' '.join(str(err).split())[:200]}); {hint}") from None
-    except (OSError, RuntimeError, ValueError) as err:  # the client wraps transfer failures in RuntimeError
+    except (OSError, RuntimeError, ValueError, httpx2.HTTPError) as err:  # transfer failures: RuntimeError
         cause = " ".join(str(err.__cause__ or err).split())[:200]
         raise NtgError(f"{repo_id}: upload to {endpoint} failed ({cause}); check the endpoint and re-run "
                        "to publish again") from None
