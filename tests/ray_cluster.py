@@ -127,8 +127,9 @@ def ray_cluster() -> Iterator[str]:
 
 class TwoNodeCluster:
     """A real two-node Ray cluster on this machine: a head (1 CPU, dashboard and job server on free ports)
-    and a second node (1 CPU) joined to it, each a ``ray start --block`` in its own process group, sharing
-    one ``--temp-dir``. :meth:`stop` signals those two groups only (never a global ``ray stop``)."""
+    and a second node (1 CPU) joined to it, each a ``ray start --block`` in its own process group and with
+    its own ``--temp-dir`` (under one temporary folder). :meth:`stop` signals those two groups only (never a
+    global ``ray stop``)."""
 
     def __init__(self, cpus_per_node: int = 1, object_store_bytes: int = 300_000_000) -> None:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ntg-ray2-", dir="/tmp"))
@@ -150,7 +151,11 @@ class TwoNodeCluster:
         head = [str(RAY), "start", "--head", *common, "--include-dashboard", "true", "--dashboard-host",
                 "127.0.0.1", *[item for option, port in ports.items() for item in (option, str(port))]]
         worker_ports = free_ports(4)
-        worker = [str(RAY), "start", "--address", self.address, *common,
+        # the second node gets a temp dir of its own, as a second machine would: two runtime-env agents
+        # unpacking the same job package into one session folder replace the folder a job's driver runs in
+        node_dir = self.temp_dir / "node2"
+        node_dir.mkdir()
+        worker = [str(RAY), "start", "--address", self.address, *common[:-1], str(node_dir),
                   "--node-manager-port", str(worker_ports[0]), "--object-manager-port", str(worker_ports[1]),
                   "--metrics-export-port", str(worker_ports[2]), "--runtime-env-agent-port", str(worker_ports[3])]
         self.procs: list[subprocess.Popen] = []
@@ -187,6 +192,12 @@ class TwoNodeCluster:
             head, sep, tail = head[:i], ["--"], head[i + 1:]
         return subprocess.run([str(RAY), "job", *head, "--address", self.dashboard, *sep, *tail], env=self.env,
                               capture_output=True, text=True, timeout=timeout, cwd=TESTS.parent)
+
+    def status(self, job_id: str) -> str:
+        """The job's status name (``RUNNING``, ``STOPPED``, ``SUCCEEDED``, ``FAILED``...), from Ray's job client."""
+        from ray.job_submission import JobSubmissionClient
+
+        return str(JobSubmissionClient(self.dashboard).get_job_status(job_id).value)
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
