@@ -53,6 +53,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "SQLAlchemy URL (postgresql://...) to choose")
     p.add_argument("--address", metavar="auto|HOST:PORT",
                    help="run on this Ray cluster (default: start a local Ray instance for the sweep)")
+    p.add_argument("--workers-per-trial", type=int, default=1, metavar="W",
+                   help="W > 1: each neural trial trains with Ray Train (W DDP workers, --cpus-per-trial and "
+                        "--gpus-per-trial each); its evaluation runs once, on the trained model")
     p.add_argument("--allow-autoscale", action="store_true",
                    help="skip the check that a trial fits on a node now (an autoscaler will add such nodes)")
     p.add_argument("--max-failures", type=int, default=2, metavar="M",
@@ -71,7 +74,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         gpus_per_trial=args.gpus_per_trial, max_epochs=args.max_epochs,
         time_budget_s=parse_duration(args.time_budget), max_parameters=args.max_parameters,
         scheduler=args.scheduler, study_storage=args.study_storage, address=args.address, resume=args.resume,
-        force=args.force, allow_autoscale=args.allow_autoscale, max_failures=args.max_failures,
+        force=args.force, allow_autoscale=args.allow_autoscale, workers_per_trial=args.workers_per_trial,
+        max_failures=args.max_failures,
     )
     run_sweep(options, log=lambda line: print(line, flush=True))
     return 0

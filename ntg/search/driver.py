@@ -261,8 +261,9 @@ class ray_session:
     :func:`check_cluster_fits` has said a trial fits on some node."""
 
     def __init__(self, address: str | None, threads: int, cpus_per_trial: float, gpus_per_trial: float,
-                 allow_autoscale: bool = False) -> None:
+                 allow_autoscale: bool = False, workers: int = 1) -> None:
         self._address = address
+        self._workers = workers
         self._threads = threads
         self._need = (cpus_per_trial, gpus_per_trial)
         self._allow_autoscale = allow_autoscale
@@ -286,7 +287,7 @@ class ray_session:
                 ray.init(num_cpus=os.cpu_count() or 1, object_store_memory=OBJECT_STORE_BYTES,
                          include_dashboard=False, **common)
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
-        check_cluster_fits(nodes, *self._need, allow_autoscale=self._allow_autoscale)
+        check_cluster_fits(nodes, *self._need, workers=self._workers, allow_autoscale=self._allow_autoscale)
         return float(ray.cluster_resources().get("CPU", 0))
 
     def __exit__(self, *exc: Any) -> None:

@@ -64,6 +64,7 @@ class SweepOptions:
     address: str | None = None
     resume: bool = False
     force: bool = False
+    workers_per_trial: int = 1
     allow_autoscale: bool = False
     max_failures: int = 2
 
@@ -245,6 +246,8 @@ def _check_options(options: SweepOptions) -> None:
         raise NtgError(f"--concurrency {options.concurrency}: run at least one trial at a time")
     if options.max_epochs is not None and options.max_epochs < 1:
         raise NtgError(f"--max-epochs {options.max_epochs}: allow at least one epoch")
+    if options.workers_per_trial < 1:
+        raise NtgError(f"--workers-per-trial {options.workers_per_trial}: give 1 (in the trial) or more (Ray Train)")
     if options.max_failures < 0:
         raise NtgError(f"--max-failures {options.max_failures}: give 0 (no retry) or more")
 
@@ -283,9 +286,10 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
     # quiet: our one line per trial replaces Tune's tables, boxes and snapshot warnings
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    workers = options.workers_per_trial
     with ray_session(options.address, threads, options.cpus_per_trial, options.gpus_per_trial,
-                     options.allow_autoscale) as cluster_cpus:
-        concurrency = max(1, int(cluster_cpus // options.cpus_per_trial))
+                     options.allow_autoscale, workers) as cluster_cpus:
+        concurrency = max(1, int(cluster_cpus // (options.cpus_per_trial * workers)))
         if options.concurrency:
             concurrency = min(concurrency, options.concurrency)
         state = SweepState(records, options.n_trials, sweep_dir)
@@ -301,10 +305,14 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
             storage=storage, state=state, max_parameters=space.max_parameters,
         )
         settings = {"data_dir": str(data_dir), "max_parameters": space.max_parameters,
-                    "max_epochs": options.max_epochs, "threads": threads}
+                    "max_epochs": options.max_epochs, "threads": threads, "workers": workers,
+                    "gpus": options.gpus_per_trial, "train_storage": str(sweep_dir / "tune" / "train")}
         scheduler = FamilyASHA(state, max_t=options.max_epochs or 100) if options.scheduler == "asha" else None
-        trainable = tune.with_resources(run_trial, {"cpu": options.cpus_per_trial,
-                                                    "gpu": options.gpus_per_trial})
+        # with Ray Train workers the trial function only drives them: the workers hold the CPUs and GPUs (Tune
+        # refuses an empty bundle, so the driver holds 1 MiB of Ray's memory resource instead of a CPU)
+        per_trial = ({"cpu": options.cpus_per_trial, "gpu": options.gpus_per_trial} if workers == 1
+                     else {"cpu": 0, "memory": 1 << 20})
+        trainable = tune.with_resources(run_trial, per_trial)
         tune_dir = sweep_dir / "tune"
         run_name = f"run-{len(list(tune_dir.glob('run-*'))) + 1 if tune_dir.is_dir() else 1}"
         tuner = tune.Tuner(
@@ -323,8 +331,9 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
                 failure_config=tune.FailureConfig(max_failures=options.max_failures),
             ),
         )
+        each = f" × {workers} Ray Train workers" if workers > 1 else ""
         log(f"{concurrency} trial(s) at a time, {options.cpus_per_trial:g} CPU and "
-            f"{options.gpus_per_trial:g} GPU each; Tune folder {tune_dir / run_name}")
+            f"{options.gpus_per_trial:g} GPU each{each}; Tune folder {tune_dir / run_name}")
         # Tune's own hint on Ctrl-C ("resume with Tuner.restore") is not how a sweep resumes: see run_sweep
         logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
         tuner.fit()

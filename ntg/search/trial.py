@@ -70,10 +70,13 @@ def evaluate_config(
     work_dir: Path,
     reporter: Reporter | None = None,
     log_epochs: Callable[[], None] | None = None,
+    fit: Callable[[str, dict[str, Any], Any], Any] | None = None,
 ) -> dict[str, Any]:
     """Budget check, training, fast evaluation and saving of one configuration; returns the result dict.
 
     ``settings``: ``data_dir``, ``max_parameters``, ``max_epochs`` (cap on ``train.epochs``, or None).
+    ``fit(family, model, train_config)``, when given, trains a neural generator elsewhere (Ray Train workers)
+    and returns it trained; the budget check before and the evaluation after stay here, once.
     The generator is saved to ``work_dir/generator`` when the trial trained; ``work_dir/checkpoint.pt`` is
     the loop's checkpoint (resumed when present).
     """
@@ -102,7 +105,10 @@ def evaluate_config(
         gen.prepare(train_flows)
         if gen.num_parameters() > budget:
             return _over_budget(gen.num_parameters(), budget, train_config, started)
-    gen.fit(train_flows, val_flows, train_config=train_config, checkpoint_dir=work_dir, reporter=reporter)
+    if fit is not None and isinstance(gen, NeuralGenerator):
+        gen = fit(family, dict(model), train_config)
+    else:
+        gen.fit(train_flows, val_flows, train_config=train_config, checkpoint_dir=work_dir, reporter=reporter)
     if isinstance(gen, NeuralGenerator):
         device = str(gen.device)  # sampled and scored where it trained (a GPU trial samples on its GPU)
         precision = gen.resolved_sample_precision()  # bf16 where the device multiplies it natively
@@ -128,7 +134,8 @@ def evaluate_config(
     metrics = {k: v for k, v in scores.items() if k not in ("fidelity", "tstr_f1", "privacy_ok")}
     metrics.update(cpu_s=time.process_time() - cpu_started, epochs=len(history), best_epoch=log.get("best_epoch"),
                    resumed_from_epoch=log.get("resumed_from_epoch", 0),
-                   val_loss=_best_val_loss(history), num_train_flows=log.get("num_train_flows"))
+                   val_loss=_best_val_loss(history), num_train_flows=log.get("num_train_flows"),
+                   world_size=log.get("world_size", 1))
     metrics["sample_precision"] = precision
     return _result(objectives, metrics, reason, train_config, device, started, trained=True)
 
@@ -207,6 +214,28 @@ def _restore_checkpoint(config: Mapping[str, Any], work_dir: Path) -> None:
         shutil.copy2(source, work_dir / CHECKPOINT_FILE)
 
 
+def _ddp_fit(settings: Mapping[str, Any]) -> Callable[[str, dict[str, Any], Any], Any]:
+    """``--workers-per-trial W``: train with a TorchTrainer of W DDP workers started from this trial function,
+    its rank-0 epoch metrics forwarded to Tune; the Train run is named after the Tune trial, so a retried
+    trial resumes it from its last checkpoint."""
+    from ray import tune
+    from ray.tune.integration.ray_train import TuneReportCallback
+
+    from ntg.training.ray_train import fit_with_workers
+
+    name = f"ddp-{tune.get_context().get_trial_id()}"
+
+    def fit(family: str, model: dict[str, Any], train_config: Any) -> Any:
+        return fit_with_workers(family, model, train_config.to_dict(), settings["data_dir"],
+                                num_workers=int(settings["workers"]), name=name,
+                                storage_path=settings["train_storage"],
+                                cpus_per_worker=max(1, int(settings.get("threads", 1))),
+                                gpus_per_worker=float(settings.get("gpus", 0.0)),
+                                callbacks=[TuneReportCallback()])
+
+    return fit
+
+
 def run_trial(config: dict[str, Any]) -> None:
     """The Tune function trainable: ``config`` = the searcher's suggestion + ``{"sweep": settings}``.
 
@@ -225,7 +254,8 @@ def run_trial(config: dict[str, Any]) -> None:
     try:
         _restore_checkpoint(config, work_dir)
         result = evaluate_config(config["family"], config.get("model") or {}, config.get("train") or {},
-                                 settings, work_dir=work_dir, reporter=TuneEpochReporter())
+                                 settings, work_dir=work_dir, reporter=TuneEpochReporter(),
+                                 fit=_ddp_fit(settings) if int(settings.get("workers", 1)) > 1 else None)
         (work_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the final checkpoint keeps the generator only
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(work_dir)))
     finally:

@@ -242,3 +242,49 @@ def check_workers_fit(num_workers: int, cpus: float, gpus: float) -> None:
             n.get("GPU") for n in nodes) else "use fewer --workers"
         raise NtgError(f"--workers {num_workers} × ({cpus:g} CPU, {gpus:g} GPU) do not fit on the Ray cluster "
                        f"(nodes: {offer or 'none'}); {fix}")
+
+
+def fit_with_workers(
+    family: str,
+    model: Mapping[str, Any],
+    train: Mapping[str, Any],
+    data_dir: str | Path,
+    *,
+    num_workers: int,
+    name: str,
+    storage_path: str | Path,
+    cpus_per_worker: int = 1,
+    gpus_per_worker: float = 0.0,
+    callbacks: Iterable[Any] = (),
+) -> Any:
+    """Train one generator with ``num_workers`` DDP workers from inside a caller such as a Tune trial (Ray 2.x
+    runs Ray Train inside a trial function, not ``Tuner(trainer)``); returns rank 0's trained generator with
+    its ``fit_log_``.
+
+    ``name`` must be deterministic (the Tune trial id): a retried trial finds the Train run of that name in
+    ``storage_path`` and its workers resume from its last epoch checkpoint (``ray.train.get_checkpoint``).
+    ``callbacks``: e.g. ``ray.tune.integration.ray_train.TuneReportCallback()`` to report every epoch to Tune.
+    """
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from ntg.models.base import load_generator
+    from ntg.utils.io import read_json
+
+    use_gpu = gpus_per_worker > 0
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"family": family, "data_dir": str(data_dir), "model": dict(model), "train": dict(train),
+                           "imports": [], "threads": cpus_per_worker, "resume_from": None},
+        scaling_config=ScalingConfig(num_workers=num_workers, use_gpu=use_gpu,
+                                     resources_per_worker={"CPU": cpus_per_worker,
+                                                           **({"GPU": gpus_per_worker} if use_gpu else {})}),
+        run_config=RunConfig(name=name, storage_path=str(storage_path), callbacks=list(callbacks)),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise NtgError(f"Ray Train run {name} finished without a checkpoint; see its logs in {storage_path}")
+    with result.checkpoint.as_directory() as folder:
+        gen = load_generator(Path(folder) / MODEL_SUBDIR)
+        gen.fit_log_ = read_json(Path(folder) / LOG_FILE)
+    return gen
