@@ -321,3 +321,17 @@ def test_a_trial_that_fits_no_node_is_refused_before_it_runs():
         check_cluster_fits(two_cpu_nodes, 1, 0, workers=3)
     check_cluster_fits(two_cpu_nodes, 2, 1, allow_autoscale=True)  # the autoscaler adds such nodes
     check_cluster_fits([{"CPU": 8.0, "GPU": 1.0}], 2, 0.25)  # fractional GPUs share one
+
+
+def test_sweep_to_a_file_uri_writes_everything_there(ray_cluster, iot_small, tmp_path):  # noqa: F811
+    space = _space(tmp_path, "baselines", BASELINES)
+    target = tmp_path / "shared mount" / "sweep"
+    summary = run_sweep(SweepOptions(spaces=[space], data_dir=iot_small.root, n_trials=2,
+                                     out=f"file://{str(target).replace(' ', '%20')}", concurrency=2),
+                        log=lambda line: None)
+    assert Path(summary["sweep_dir"]) == target
+    records = load_trial_records(target)
+    assert len(records) == 2 and (target / "sweep.json").is_file() and (target / "study.db").is_file()
+    assert list((target / "tune").glob("run-1/trial_*")), "Tune's storage_path is the same folder"
+    assert all(r["node_id"] and r["node_ip"] for r in records if not r["metrics"].get("reused_from"))
+    assert all((target / r["generator_dir"] / "config.json").is_file() for r in records)
