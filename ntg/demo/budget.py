@@ -7,18 +7,21 @@ dominates every neural generator a CPU demo budget trains (fidelity 0.12–0.26 
 chains only.
 
 Derivation (2 shared CPU cores, one torch thread per trial, two trials at a time; measured 2026-12-02 with
-``ntg.search.trial.evaluate_config`` and in sweeps on iot-sentinel prepared by the demo):
+``ntg.search.trial.evaluate_config`` and with ``make demo`` on iot-sentinel, load 4–7 from other users):
 
-* a Markov trial takes 7–8 s of CPU (fit under 0.1 s; the fast validation evaluation is the rest);
-* a neural trial of 6 epochs on 4,000 training flows with 0.4–0.7 M parameters: transformer 25 s, SSM 40 s,
-  diffusion 44 s of CPU (of which 17, 35 and 10 s of training; the rest is the fast evaluation and
-  sampling); under a load of 5–7 from other users a trial took 60–80 s of wall time;
-* so the neural sweep's 12 trials are 12 × 36 s / 2 cores ≈ 4 minutes on an idle machine, 7–8 loaded, and it
-  stops starting trials after :attr:`DemoBudget.sweep_seconds` (a loaded machine gets fewer trials, never a
-  longer demo; running the demo again continues the sweep to 12); the baseline sweep's 6 trials take a minute;
+* a Markov trial takes 7–8 s of CPU (fit under 0.1 s; the fast validation evaluation is the rest): the
+  baseline sweep's 6 trials took 71 s with Ray's start;
+* a neural trial of 6 epochs on 4,000 training flows with 0.4–0.7 M parameters takes 25 s (transformer),
+  40 s (SSM), 44 s (diffusion) of CPU, of which 17, 35 and 10 s of training, the rest the fast evaluation and
+  sampling; 12 such trials took 313 s of wall time. That left two thirds of the 30 minutes unused, so the
+  neural sweep runs 16 trials of 8 epochs on 6,000 flows (twice the training per trial: about 10 minutes),
+  and it stops starting trials after :attr:`DemoBudget.sweep_seconds` (a loaded machine gets fewer trials,
+  never a longer demo; running the demo again continues the sweep);
 * publishing evaluates each front member on the test split (one split seed, Random Forest, 2 augmentation
-  seeds: 75–150 s each, a front of 1 + 2–4); prepare, fronts, serve, download, sample and compare take under a
-  minute: about 15–20 minutes in all.
+  seeds): 136 s for 1 Markov chain and 3 SSMs; prepare, fronts, serve, download, sample and compare take
+  seconds. ``make demo`` with 12 neural trials of 6 epochs on 4,000 flows took 8 min 49 s in all; with these
+  budgets 10 min 27 s (neural sweep 452 s, publish 140 s for 1 Markov chain, 2 SSMs and a transformer),
+  at a 1-minute load of 1.9–6.3 (median 4.5) from other users.
 
 ``--quick`` keeps every step with three one-epoch trials per sweep on 800 flows (a few minutes in all).
 """
@@ -46,8 +49,8 @@ class DemoBudget:
     sizes: dict[str, Any] = field(default_factory=dict)
 
 
-FULL = DemoBudget(trials={"baseline": 6, "neural": 12}, epochs=6, max_train_flows=4000,
-                  sweep_seconds={"baseline": 180, "neural": 12 * 60})
+FULL = DemoBudget(trials={"baseline": 6, "neural": 16}, epochs=8, max_train_flows=6000,
+                  sweep_seconds={"baseline": 180, "neural": 14 * 60})
 QUICK = DemoBudget(trials={"baseline": 3, "neural": 3}, epochs=1, max_train_flows=800,
                    sweep_seconds={"baseline": 90, "neural": 150}, sample_flows=500, sizes={"quick": True})
 
