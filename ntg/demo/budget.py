@@ -21,7 +21,7 @@ Derivation (2 shared CPU cores, one torch thread per trial, two trials at a time
   seeds): 136 s for 1 Markov chain and 3 SSMs; prepare, fronts, serve, download, sample and compare take
   seconds. ``make demo`` with 12 neural trials of 6 epochs on 4,000 flows took 8 min 49 s in all; with these
   budgets 10 min 27 s (neural sweep 452 s, publish 140 s for 1 Markov chain, 2 SSMs and a transformer),
-  at a 1-minute load of 1.9–6.3 (median 4.5) from other users.
+  at a 1-minute load of 1.1–6.0 (median 4.2, sampled every 30 s) from other users.
 
 ``--quick`` keeps every step with three one-epoch trials per sweep on 800 flows (a few minutes in all).
 """
