@@ -182,7 +182,8 @@ def compare(repos: Sequence[str] | None = None, namespace: str | None = None, *,
     with atomic_path(paths["markdown"]) as tmp:
         tmp.write_text(_markdown(table, frame[columns], x, y, by))
     with atomic_path(paths["plot"]) as tmp:
-        plot_fronts(frame, x, y, directions, tmp, title=f"Published generators by {by}")
+        datasets = ", ".join(sorted(frame["dataset"].dropna().astype(str).unique())) or "unknown data"
+        plot_fronts(frame, x, y, directions, tmp, title=f"Published generators by {by} (trained on {datasets})")
     return {**paths, "by": by, "hypervolume": dict(zip(table["group"], table["hypervolume"], strict=True)),
             "normalisation": NORMALISATION, "table": table, "generators": frame[columns]}
 
@@ -234,12 +235,19 @@ def _markdown(table: pd.DataFrame, models: pd.DataFrame, x: str, y: str, by: str
 
 
 def _label(metric: str) -> str:
-    name = METRIC_NAMES.get(metric, metric.replace("_", " "))
-    return f"{name} [log scale]" if metric in LOG_METRICS else name
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
-def _axis_label(metric: str, sense: str) -> str:
-    label = _label(metric)
+def _scale(values: pd.Series, metric: str) -> str:
+    """``log`` for a cost metric that is positive throughout, ``symlog`` (linear below 1) when some
+    generators cost 0 (table baselines: no FLOPs) beside large values, else ``linear``."""
+    if metric not in LOG_METRICS or not (values >= 0).all():
+        return "linear"
+    return "log" if (values > 0).all() else "symlog"
+
+
+def _axis_label(metric: str, sense: str, scale: str = "linear") -> str:
+    label = _label(metric) + {"log": " [log scale]", "symlog": " [symmetric log scale]"}.get(scale, "")
     return label if "better" in label else f"{label} ({'lower' if sense == 'min' else 'higher'} is better)"
 
 
@@ -260,12 +268,11 @@ def plot_fronts(frame: pd.DataFrame, x: str, y: str, directions: Sequence[str], 
         ax.step(front[x], front[y], where="post", color=colour, linewidth=1.8,
                 label=f"{group} ({len(front)}/{len(rows)} on front)")
         ax.scatter(front[x], front[y], color=colour, s=46, edgecolor="black", linewidth=0.6, zorder=3)
-    if x in LOG_METRICS and (frame[x] > 0).all():
-        ax.set_xscale("log")
-    if y in LOG_METRICS and (frame[y] > 0).all():
-        ax.set_yscale("log")
-    ax.set_xlabel(_axis_label(x, directions[0]))
-    ax.set_ylabel(_axis_label(y, directions[1]))
+    x_scale, y_scale = _scale(frame[x], x), _scale(frame[y], y)
+    ax.set_xscale(x_scale, **({"linthresh": 1.0} if x_scale == "symlog" else {}))
+    ax.set_yscale(y_scale, **({"linthresh": 1.0} if y_scale == "symlog" else {}))
+    ax.set_xlabel(_axis_label(x, directions[0], x_scale))
+    ax.set_ylabel(_axis_label(y, directions[1], y_scale))
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
