@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from ray_cluster import ray_cluster  # noqa: F401  (one real local Ray head for the whole session)
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("NTG_DATA_ROOT", REPO.parent / "shared" / "datasets")).resolve()

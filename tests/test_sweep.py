@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from ray_cluster import free_ports, ray_cluster  # noqa: F401  (session fixture: a real local Ray head)
+from ray_cluster import free_ports
 
 from ntg.search.records import load_trial_records
 from ntg.search.sweep import STUDY_NAME, SweepOptions, run_sweep
@@ -68,7 +68,7 @@ def _lines() -> tuple[list[str], callable]:
 
 
 @pytest.fixture(scope="module")
-def small_sweep(ray_cluster, iot_small, tmp_path_factory):  # noqa: F811
+def small_sweep(ray_cluster, iot_small, tmp_path_factory):
     """Six trials over markov + a one-epoch transformer, two at a time, with --max-epochs 1."""
     tmp = tmp_path_factory.mktemp("sweep")
     options = SweepOptions(spaces=[_space(tmp, "two", TWO_FAMILIES)], data_dir=iot_small.root, n_trials=6,
@@ -156,7 +156,7 @@ def test_study_opens_in_optuna_dashboard(small_sweep):
         proc.wait(timeout=20)
 
 
-def test_over_budget_is_infeasible_and_untrained_and_bootstrap_fails_privacy(ray_cluster, iot_small, tmp_path):  # noqa: F811
+def test_over_budget_is_infeasible_and_untrained_and_bootstrap_fails_privacy(ray_cluster, iot_small, tmp_path):
     from ntg.cli import main
 
     transformer = _space(tmp_path, "tf", "families:\n  transformer:\n    model: {n_layers: 2, d_model: 64, "
@@ -183,7 +183,7 @@ def test_over_budget_is_infeasible_and_untrained_and_bootstrap_fails_privacy(ray
     assert summary["front"] == [] and "privacy" in lines[-3]
 
 
-def test_proposals_repeat_with_a_seed_and_one_trial_at_a_time(ray_cluster, iot_small, tmp_path):  # noqa: F811
+def test_proposals_repeat_with_a_seed_and_one_trial_at_a_time(ray_cluster, iot_small, tmp_path):
     space = _space(tmp_path, "baselines", BASELINES)
     proposed = []
     for run in ("a", "b"):
@@ -323,7 +323,7 @@ def test_a_trial_that_fits_no_node_is_refused_before_it_runs():
     check_cluster_fits([{"CPU": 8.0, "GPU": 1.0}], 2, 0.25)  # fractional GPUs share one
 
 
-def test_sweep_to_a_file_uri_writes_everything_there(ray_cluster, iot_small, tmp_path):  # noqa: F811
+def test_sweep_to_a_file_uri_writes_everything_there(ray_cluster, iot_small, tmp_path):
     space = _space(tmp_path, "baselines", BASELINES)
     target = tmp_path / "shared mount" / "sweep"
     summary = run_sweep(SweepOptions(spaces=[space], data_dir=iot_small.root, n_trials=2,

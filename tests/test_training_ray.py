@@ -7,7 +7,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from ray_cluster import ray_cluster  # noqa: F401  (session fixture: a real local Ray head)
 from tiny_generator import cesnet_flows, write_prepared_dataset
 
 from ntg.data.schema import FlowTable
@@ -24,7 +23,7 @@ def data_dir(datasets_root, tmp_path_factory):
     return write_prepared_dataset(flows, tmp_path_factory.mktemp("ray-data") / "cesnet-small")
 
 
-def test_ddp_run_on_two_workers_trains_saves_and_resumes(ray_cluster, data_dir, tmp_path):  # noqa: F811
+def test_ddp_run_on_two_workers_trains_saves_and_resumes(ray_cluster, data_dir, tmp_path):
     from ntg.training.ray_train import train_distributed
 
     config = {"model": {"hidden": 12, "n_packets": 8},
@@ -53,7 +52,7 @@ def test_ddp_run_on_two_workers_trains_saves_and_resumes(ray_cluster, data_dir, 
     assert all(np.array_equal(before[k], after[k]) for k in before)
 
 
-def test_tune_search_with_reused_actors(ray_cluster, data_dir, tmp_path):  # noqa: F811
+def test_tune_search_with_reused_actors(ray_cluster, data_dir, tmp_path):
     from ray import tune
 
     from ntg.training.tune_trainable import tune_trainable

@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from ray_cluster import ray_cluster  # noqa: F401  (session fixture: a real local Ray head)
 
 from ntg.data.schema import PACKET_FIELDS, FlowTable
 from ntg.errors import NtgError
