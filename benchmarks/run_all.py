@@ -20,6 +20,8 @@ RUNS = DEMO / "bench-runs"
 BENCHMARKS = [
     ["bench_ingest.py"],
     ["bench_evaluate.py"],
+    ["bench_sweep.py"],
+    ["bench_ray_overhead.py"],
     ["bench_training.py", "--device", "cpu"],
     ["bench_sampling_ar.py"],
     ["bench_sampling_diffusion.py", "--device", "cpu", "--batches", "1,256", "--out",
