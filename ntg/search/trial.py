@@ -21,14 +21,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ntg.data.dataset import PreparedDataset
 from ntg.errors import NtgError
 from ntg.models.fitting import CHECKPOINT_FILE, Reporter
 from ntg.search.objectives import OBJECTIVES
+from ntg.training.tune_trainable import TuneReporter, load_dataset_cached
 
 GENERATOR_DIR = "generator"
 RESULT_KEY = "ntg"  # the final result's nested record fields (family, metrics, feasibility, ...)
@@ -36,29 +35,6 @@ DONE_KEY = "ntg_done"  # 1.0 in the final result only: per-epoch results lack th
 #: what an infeasible trial reports for objectives it never measured (finite: Optuna rejects NaN/inf)
 PENALTY = {"min": 1e18, "max": 0.0}
 SAMPLING_FLOWS = 512
-
-
-class TuneEpochReporter(Reporter):
-    """Reports each epoch's metrics (``val_loss`` among them) to Tune, with the loop's checkpoint folder."""
-
-    def report(self, metrics: dict[str, Any], checkpoint_dir: Path | None) -> None:
-        from ray import tune
-
-        checkpoint = tune.Checkpoint.from_directory(str(checkpoint_dir)) if checkpoint_dir else None
-        clean = {k: (float("inf") if v is None else v) for k, v in metrics.items()}  # schedulers compare numbers
-        tune.report(clean, checkpoint=checkpoint)
-
-
-@lru_cache(maxsize=2)
-def _dataset(data_dir: str, stamp: float) -> PreparedDataset:
-    del stamp  # part of the cache key: a re-prepared dataset is read again
-    return PreparedDataset.load(data_dir)
-
-
-def load_dataset_cached(data_dir: str | Path) -> PreparedDataset:
-    """The prepared dataset, read once per (reused) worker process until its meta.json changes."""
-    meta = Path(data_dir) / "meta.json"
-    return _dataset(str(data_dir), meta.stat().st_mtime if meta.exists() else 0.0)
 
 
 def evaluate_config(
@@ -254,7 +230,7 @@ def run_trial(config: dict[str, Any]) -> None:
     try:
         _restore_checkpoint(config, work_dir)
         result = evaluate_config(config["family"], config.get("model") or {}, config.get("train") or {},
-                                 settings, work_dir=work_dir, reporter=TuneEpochReporter(),
+                                 settings, work_dir=work_dir, reporter=TuneReporter(),
                                  fit=_ddp_fit(settings) if int(settings.get("workers", 1)) > 1 else None)
         (work_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the final checkpoint keeps the generator only
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(work_dir)))
