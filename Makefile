@@ -36,11 +36,11 @@ demo: install
 	$(VENV)/bin/ntg demo
 
 test: install debian-tools
-	$(VENV)/bin/ruff check ntg tests benchmarks
+	$(VENV)/bin/ruff check ntg tests benchmarks cluster
 	$(PY) -m pytest -q -x --timeout=1800 tests
 
 lint: install
-	$(VENV)/bin/ruff check ntg tests benchmarks
+	$(VENV)/bin/ruff check ntg tests benchmarks cluster
 
 bench: install debian-tools
 	$(PY) benchmarks/run_all.py

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
 import re
 import shlex
 import tomllib
@@ -220,28 +219,3 @@ def test_every_ntg_command_in_the_configs_and_readme_parses(capsys: pytest.Captu
             if argv[0] == "sweep":
                 assert args.address == "auto", f"{name}: a sweep submitted as a job joins the cluster"
                 assert str(args.out).startswith(SHARED) and str(args.data).startswith(SHARED)
-
-
-def unknown_fields(doc: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """Keys that the CRD schema does not declare (the API server would drop them silently: typos)."""
-    if isinstance(doc, list) and "items" in schema:
-        return [u for i, item in enumerate(doc) for u in unknown_fields(item, schema["items"], f"{where}[{i}]")]
-    if not isinstance(doc, dict) or schema.get("x-kubernetes-preserve-unknown-fields"):
-        return []
-    props = schema.get("properties")
-    if props is None:
-        return []
-    return [u for key, value in doc.items()
-            for u in ([f"{where}.{key}"] if key not in props else unknown_fields(value, props[key], f"{where}.{key}"))]
-
-
-@pytest.mark.skipif(not os.environ.get("KUBERAY_CRD_DIR"), reason="KUBERAY_CRD_DIR not set (KubeRay's CRD bases)")
-@pytest.mark.parametrize(("manifest", "crd"),
-                         [(RAYCLUSTER, "ray.io_rayclusters.yaml"), (RAYJOB, "ray.io_rayjobs.yaml")])
-def test_manifests_validate_against_kuberays_crds(manifest: Path, crd: str) -> None:
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml reads the 1.4 MB CRD in a second, not ten
-    definition = yaml.load((Path(os.environ["KUBERAY_CRD_DIR"]) / crd).read_text(), Loader=loader)
-    schema = next(v for v in definition["spec"]["versions"] if v["name"] == "v1")["schema"]["openAPIV3Schema"]
-    doc = load_all(manifest)[0]
-    jsonschema.Draft7Validator(schema).validate(doc)
-    assert unknown_fields(doc, schema) == []

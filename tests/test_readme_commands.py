@@ -4,7 +4,8 @@ The commands run in order in one temporary folder (the README's relative paths: 
 ``NTG_DATA_ROOT`` pointing at the real captures, as the README says to set it. Only budgets are appended
 (argparse keeps the last value): one epoch on a few hundred flows, one split seed, the Random Forest only (the
 augmentation still refits the generator on each low-data fraction: the path where a rare class once went
-missing), two sweep trials. ``./my-captures`` and ``./captures`` are a few nDPI test captures (the README's "your captures").
+missing), two sweep trials. ``./my-captures`` and ``./captures`` are a few nDPI test captures (the README's
+"your captures").
 """
 
 from __future__ import annotations
