@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ntg.data.schema import FlowTable
+from ntg.utils.plots import pyplot, save_png
 
 FIGURES_DIR = "figures"
 
@@ -30,22 +31,8 @@ def subject(report: dict[str, Any]) -> str:
     return f"{name} on {dataset}" if dataset else name
 
 
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _save(fig, path: Path) -> Path:
-    from ntg.utils.io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
+    return save_png(fig, path, dpi=110, bbox_inches="tight")
 
 
 def _titled(title: str, subject: str) -> str:
@@ -56,7 +43,7 @@ def _titled(title: str, subject: str) -> str:
 def plot_confusion(scores: dict[str, Any], path: str | Path, title: str, *, subject: str = "") -> Path:
     """Row-normalised confusion matrix of :func:`~ntg.evaluation.tstr.classification_scores`, with the share
     printed in every non-empty cell (colour alone does not tell 0.42 from 0.48)."""
-    plt = _plt()
+    plt = pyplot()
     labels = scores["confusion_labels"]
     matrix = np.asarray(scores["confusion"], dtype=np.float64)
     norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
@@ -83,7 +70,7 @@ def plot_distributions(
 ) -> Path:
     """Per packet position: median and 10–90 % band of payload and inter-arrival time, real vs synthetic
     (only positions where a flow has a packet; inter-arrival from the second packet, log scale)."""
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for table, name, color in ((real, "real test", "tab:blue"), (synth, "synthetic", "tab:orange")):
         window = table.pad_to(n_packets) if table.max_packets < n_packets else table.first(n_packets)
@@ -114,7 +101,7 @@ def plot_distributions(
 
 def plot_augmentation(aug: dict[str, Any], path: str | Path, *, subject: str = "") -> Path:
     """Macro-F1 vs training fraction for every augmentation method (error bars: std over seeds)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for method in aug["methods"]:
         rows = [r for r in aug["rows"] if r["method"] == method and r["macro_f1"]["mean"] is not None]
@@ -145,7 +132,7 @@ def plot_dcr(
     A synthetic curve above (left of) the held-out one means flows closer to training records than fresh
     real traffic comes: memorisation. The x axis is linear near 0 (exact repeats) and logarithmic beyond.
     """
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     counts = sizes or (len(synthetic), len(holdout))
     for values, name, color, count in ((holdout, "real held-out", "tab:blue", counts[1]),
@@ -171,7 +158,7 @@ def plot_dcr(
 
 def plot_fidelity_vs_cost(points: dict[str, tuple[float, float]], path: str | Path, *, dataset: str = "") -> Path:
     """One point per generator: sampling cost (µs per flow) against fidelity score (lower is better)."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for name, (cost_us, score) in points.items():
         ax.scatter([cost_us], [score], label=name)

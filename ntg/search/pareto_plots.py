@@ -15,6 +15,7 @@ import pandas as pd
 
 from ntg.search.objectives import OBJECTIVES, Objective
 from ntg.utils.io import atomic_path
+from ntg.utils.plots import pyplot, save_png
 
 if TYPE_CHECKING:
     from ntg.search.pareto import FrontResult
@@ -86,10 +87,7 @@ def _html_axis(trials: pd.DataFrame, objective: Objective) -> tuple[Callable[[pd
 
 
 def plot_front_png(result: FrontResult, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     x, y = plot_axes(result)
     trials, colours = result.trials, family_colours(result)
@@ -119,17 +117,11 @@ def plot_front_png(result: FrontResult, path: Path) -> Path:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_hypervolume_png(result: FrontResult, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     hist = result.history
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=120)
@@ -146,10 +138,7 @@ def plot_hypervolume_png(result: FrontResult, path: Path) -> Path:
     ax.grid(True, alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def plot_front_html(result: FrontResult, path: Path) -> Path:

@@ -23,7 +23,8 @@ from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.models.base import LabelRequest, create_generator, load_generator
 from ntg.training.config import split_config
-from ntg.utils.io import atomic_path, claim_output_dir, read_json, write_json
+from ntg.utils.io import claim_output_dir, read_json, write_json
+from ntg.utils.plots import pyplot, save_png
 
 RUN_FILE = "run.json"
 TRAIN_LOG_FILE = "train_log.json"
@@ -136,11 +137,9 @@ def write_run_files(out_dir: Path, run: dict[str, Any], log: dict[str, Any]) -> 
 def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "", dataset: str = "") -> Path:
     """Train and validation loss per epoch as a PNG (matplotlib, Agg backend); ``title`` names the generator
     and ``dataset`` the data, so the figure still says what it shows outside its run folder."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
+
+    plt = pyplot()
 
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=100)
@@ -153,10 +152,7 @@ def plot_loss_curve(history: list[dict[str, Any]], path: Path, title: str = "", 
            title=f"{heading}: loss per epoch" if heading else "loss per epoch")
     ax.legend(title="split")
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def sample_run(

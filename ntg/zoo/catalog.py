@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from ntg.errors import NtgError
+from ntg.utils.plots import pyplot, save_png
 from ntg.zoo.card import HEADLINE_METRICS, METRIC_NAMES, read_card_info
 from ntg.zoo.local import read_index, repo_dir
 from ntg.zoo.server import default_zoo_dir
@@ -254,10 +255,7 @@ def _axis_label(metric: str, sense: str, scale: str = "linear") -> str:
 def plot_fronts(frame: pd.DataFrame, x: str, y: str, directions: Sequence[str], path: Path, *,
                 title: str) -> Path:
     """Every generator as a point, each group's front as a step line, one colour per group (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(7.5, 5))
     colours = plt.get_cmap("tab10")
@@ -277,6 +275,4 @@ def plot_fronts(frame: pd.DataFrame, x: str, y: str, directions: Sequence[str], 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    fig.savefig(path, format="png", dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=120)

@@ -7,15 +7,13 @@ from pathlib import Path
 
 from ntg.search.pareto import FrontResult
 from ntg.search.pareto_plots import GREY, _set_scale, family_colours, plot_axes, step_front
+from ntg.utils.plots import pyplot, save_png
 
 
 def plot_front_highlight(result: FrontResult, trial_id: str, path: Path) -> Path:
     """Feasible trials (front in family colours, dominated grey), the front's step line and ``trial_id`` as a
     large star, with the objectives' names and units on the axes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     x, y = plot_axes(result)
     trials = result.trials[result.trials["competing"]].dropna(subset=[x.name, y.name])
@@ -45,7 +43,4 @@ def plot_front_highlight(result: FrontResult, trial_id: str, path: Path) -> Path
     ax.legend(fontsize=8, loc="best")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
