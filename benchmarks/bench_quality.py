@@ -1,0 +1,426 @@
+"""Quality of every generator family on the shared datasets over split seeds, against the targets of issue #11.
+
+    python benchmarks/bench_quality.py [--datasets iot-sentinel ndpi-pcaps requet] [--seeds 0 1 2]
+        [--families bootstrap marginals markov gmm transformer ssm diffusion] [--jobs 2] [--device auto]
+        [--aug-datasets iot-sentinel] [--aug-families markov transformer ssm diffusion] [--aug-fractions 0.01]
+        [--aug-seeds 0 1 2] [--cache /tmp/ntg-bench/quality] [--data-root ../shared/datasets] [--fresh]
+        [--max-flows-per-class N] [--epochs N] [--out benchmarks/results/quality]   (last two: smoke tests only)
+
+Each (dataset, split seed, family) cell fits ``create_generator(family)`` with its defaults on the prepared
+training split (``--cache``, outside the repository) and scores it with :func:`ntg.evaluation.fast.fast_scores`
+on the **test** split: TSTR/TRTR (RF macro-F1), fidelity score (lower is better), copy rate beside the natural
+one, median DCR beside the hold-out's, the privacy gate, fit seconds, parameters, (neural) epochs. On split seed 0
+:func:`ntg.evaluation.augmentation.run_augmentation` gives the low-data augmentation under both protocols
+(generator fitted on the full training split; refitted on the fraction alone) beside real-only, SMOTE, the
+hand-crafted augmentations and the 100 % ceiling. Cells run longest first in ``--jobs`` spawned one-thread
+processes, each stored atomically in ``--cache``/cells and reused by a re-run (``--fresh``: recompute). Writes
+``--out``.json (records, aggregates, targets, augmentation, environment, wall time), ``.md`` and ``.png``.
+
+Targets, per dataset, on the means over split seeds: (a) every GenAI family (transformer, ssm, diffusion) has
+TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR ≥ markov's + 0.05; (c) transformer
+≥ 0.95 wherever markov ≥ 0.90 (N/A elsewhere); (d) diffusion ≥ markov on iot-sentinel; (e) ``privacy_ok`` (copy
+rate ≤ natural + margin, median DCR ≥ 0.5 × the hold-out's) on every split seed of every family.
+
+Measured
+
+(to be filled in by the run on <date>: wall time on the shared 2-core CPU machine and on a GPU, the tables, and
+the investigation of any FAIL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = ("iot-sentinel", "ndpi-pcaps", "requet")
+FAMILIES = ("bootstrap", "marginals", "markov", "gmm", "transformer", "ssm", "diffusion")
+GENAI = ("transformer", "ssm", "diffusion")
+AUG_FAMILIES = ("markov", "transformer", "ssm", "diffusion")
+AUG_SEEDS = (0, 1, 2)
+MARGIN_B, MARKOV_C, TRANSFORMER_C = 0.05, 0.90, 0.95
+STATS = ("ratio", "tstr_f1", "trtr_f1", "fidelity", "copy_rate", "natural_copy_rate", "dcr_synth_median",
+         "dcr_holdout_median", "fit_s")
+
+
+# ---------------------------------------------------------------------------------------------- cells (workers)
+def _one_thread() -> None:
+    """Every worker trains and scores on one thread (set before any work; OMP_NUM_THREADS is inherited)."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _fit(gen: Any, train: Any, val: Any, task: dict[str, Any]) -> float:
+    """Fit ``gen`` on (train, val), the neural families with the device (and the smoke-test epochs override) as
+    ``train_config``; the wall seconds of the fit."""
+    from ntg.models.neural import NeuralGenerator
+
+    config = {"device": task["device"], **({"epochs": task["epochs"]} if task["epochs"] else {})}
+    started = time.perf_counter()
+    gen.fit(train, val, **({"train_config": config} if isinstance(gen, NeuralGenerator) else {}))
+    return time.perf_counter() - started
+
+
+def quality_cell(task: dict[str, Any]) -> dict[str, Any]:
+    """Fit one default family on one prepared split and score it with the fast profile on the test split."""
+    from ntg.data.dataset import PreparedDataset
+    from ntg.evaluation.fast import fast_scores
+    from ntg.models.base import create_generator
+    from ntg.training.runs import train_inputs
+
+    started, dataset, gen = time.perf_counter(), PreparedDataset.load(task["data"]), create_generator(task["family"])
+    train, val = train_inputs(dataset, gen.n_packets)
+    fit_s = _fit(gen, train, val, task)
+    scores = fast_scores(gen, dataset, split="test", seed=0, classifier_options={"n_jobs": 1})
+    log = gen.fit_log_ or {}
+    ratio = scores["tstr_f1"] / scores["trtr_f1"] if scores["trtr_f1"] else None
+    return {**_key(task), **scores, "ratio": ratio, "fit_s": fit_s, "params": gen.num_parameters(),
+            "best_epoch": log.get("best_epoch"), "epochs_run": len(log.get("history") or []) or None,
+            "train_device": log.get("device", "cpu"), "train_flows": len(train),
+            "cell_s": time.perf_counter() - started}
+
+
+def augmentation_cell(task: dict[str, Any]) -> dict[str, Any]:
+    """Low-data augmentation of one family: fitted on the full training split, and refitted on each fraction."""
+    from ntg.data.dataset import PreparedDataset
+    from ntg.evaluation.augmentation import run_augmentation
+    from ntg.models.base import create_generator
+    from ntg.training.runs import train_inputs
+
+    started, dataset, gen = time.perf_counter(), PreparedDataset.load(task["data"]), create_generator(task["family"])
+    train, val = train_inputs(dataset, gen.n_packets)
+    fit_s = _fit(gen, train, val, task)
+
+    def factory(subset: Any, seed: int) -> Any:  # a fresh default generator, seeded like evaluate's refits
+        fresh = create_generator(task["family"], seed=seed) if seed else create_generator(task["family"])
+        _fit(fresh, subset, None, task)
+        return fresh
+
+    result = run_augmentation(train, dataset.test.first(gen.n_packets), synthetic_source=gen,
+                              fraction_generator=factory, fractions=tuple(task["fractions"]),
+                              seeds=tuple(task["aug_seeds"]), classifier="rf", n_packets=gen.n_packets,
+                              classifier_options={"n_jobs": 1})
+    return {**_key(task), "augmentation": result, "fit_s": fit_s, "cell_s": time.perf_counter() - started}
+
+
+def run_task(task: dict[str, Any]) -> dict[str, Any]:
+    """Run one cell and store its record atomically in the cache (the unit of resumption)."""
+    from ntg.utils.io import write_json
+
+    record = (augmentation_cell if task["kind"] == "augmentation" else quality_cell)(task)
+    record["config"] = task["config"]
+    write_json(task["path"], record)
+    return record
+
+
+def _key(task: dict[str, Any]) -> dict[str, Any]:
+    return {k: task[k] for k in ("kind", "dataset", "seed", "family")}
+
+
+# ---------------------------------------------------------------------------------------------- planning
+def prepare_all(args: argparse.Namespace) -> dict[tuple[str, int], Any]:
+    """Prepare every (dataset, split seed) in this process before any cell starts (a cache hit when up to date)."""
+    from ntg.data.prepare import PrepareOptions, prepare_dataset
+
+    prepared = {}
+    cap = f"-cap{args.max_flows_per_class}" if args.max_flows_per_class else ""
+    for name in dict.fromkeys([*args.datasets, *args.aug_datasets]):
+        for seed in sorted(set(args.seeds) | ({0} if name in args.aug_datasets else set())):
+            started = time.perf_counter()
+            options = PrepareOptions(split_seed=seed, max_flows_per_class=args.max_flows_per_class)
+            ds = prepare_dataset(name, args.cache / f"{name}-s{seed}{cap}", options, root=args.data_root,
+                                 offline=True, jobs=args.jobs, progress=False, log=lambda m: None)
+            prepared[name, seed] = ds
+            print(f"prepared {name} split seed {seed}: {len(ds.train)}/{len(ds.val)}/{len(ds.test)} flows "
+                  f"train/val/test, {len(ds.classes)} classes ({time.perf_counter() - started:.1f} s)", flush=True)
+    return prepared
+
+
+def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any]) -> list[dict[str, Any]]:
+    """Every cell as a task, longest first (neural families on the largest training splits)."""
+    tasks = []
+    wanted = [("quality", d, s, f) for d in args.datasets for s in args.seeds for f in args.families]
+    wanted += [("augmentation", d, 0, f) for d in args.aug_datasets for f in args.aug_families]
+    for kind, name, seed, family in wanted:
+        ds = prepared[name, seed]
+        neural = {"epochs": args.epochs, "device": args.device} if family in GENAI else {}  # baselines ignore them
+        config = {"dataset_key": ds.meta.get("cache_key"), **neural}
+        if kind == "augmentation":
+            config.update(fractions=list(args.aug_fractions), seeds=list(args.aug_seeds))
+        cost = len(ds.train) * (100 if family in GENAI else 1) * (2 if kind == "augmentation" else 1)
+        tasks.append({"kind": kind, "dataset": name, "seed": seed, "family": family, "data": str(ds.root),
+                      "epochs": args.epochs, "device": args.device, "fractions": list(args.aug_fractions),
+                      "aug_seeds": list(args.aug_seeds), "config": config, "cost": cost,
+                      "path": str(args.cache / "cells" / f"{kind}-{name}-s{seed}-{family}.json")})
+    return sorted(tasks, key=lambda t: -t["cost"])
+
+
+def cached(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored record of a cell computed with the same dataset and settings, else None."""
+    from ntg.utils.io import read_json
+
+    path = Path(task["path"])
+    try:
+        record = read_json(path) if path.exists() else None
+    except ValueError:
+        return None
+    return record if record and record.get("config") == task["config"] else None
+
+
+def run_cells(tasks: list[dict[str, Any]], jobs: int, fresh: bool, started: float) -> tuple[list, list]:
+    """Reuse or compute every cell (``jobs`` spawned workers; in this process when 1); (records, errors)."""
+    records, errors, todo = [], [], []
+    for task in tasks:
+        record = None if fresh else cached(task)
+        if record is None:
+            todo.append(task)
+        else:
+            records.append(record)
+            print(progress_line(record, started, "cached"), flush=True)
+    if jobs <= 1:
+        _one_thread()
+        outcomes = ((t, _attempt(run_task, t)) for t in todo)
+    else:
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"), initializer=_one_thread)
+        futures = {pool.submit(run_task, t): t for t in todo}
+        outcomes = ((futures[f], _attempt(f.result)) for f in as_completed(futures))
+    for task, (record, error) in outcomes:
+        if error is None:
+            records.append(record)
+            print(progress_line(record, started), flush=True)
+        else:
+            errors.append({**_key(task), "error": error})
+            print(f"{task['kind']} {task['dataset']} s{task['seed']} {task['family']}: ERROR {error}", flush=True)
+    if jobs > 1:
+        pool.shutdown()
+    return records, errors
+
+
+def _attempt(fn: Any, *args: Any) -> tuple[Any, str | None]:
+    try:
+        return fn(*args), None
+    except Exception as exc:  # one failed cell must not lose the others
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+def progress_line(r: dict[str, Any], started: float, note: str = "") -> str:
+    head = f"[{time.perf_counter() - started:7.1f} s] {r['kind']} {r['dataset']} s{r['seed']} {r['family']}:"
+    tail = f"fit {r['fit_s']:.1f} s, cell {r['cell_s']:.1f} s{' (' + note + ')' if note else ''}"
+    if r["kind"] == "augmentation":
+        rows = {x["method"]: x["macro_f1"]["mean"] for x in r["augmentation"]["rows"]}
+        return f"{head} " + ", ".join(f"{m} {_f(v)}" for m, v in rows.items()) + f"; {tail}"
+    return (f"{head} TSTR/TRTR {_f(r['ratio'])} (TSTR {r['tstr_f1']:.3f}), fidelity {r['fidelity']:.3f}, "
+            f"copy {r['copy_rate']:.3f} vs {r['natural_copy_rate']:.3f}, DCR {r['dcr_synth_median']:.3f} vs "
+            f"{r['dcr_holdout_median']:.3f}, privacy {'ok' if r['privacy_ok'] else 'NOT ok'}; {tail}")
+
+
+# ---------------------------------------------------------------------------------------------- aggregation
+def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{dataset: {family: {stat: mean_std, "params", "privacy_ok": k, "n": seeds, ...}}}`` over split seeds."""
+    from ntg.evaluation.tstr import mean_std
+
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in records:
+        if r["kind"] == "quality":
+            groups.setdefault(r["dataset"], {}).setdefault(r["family"], []).append(r)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, families in groups.items():
+        for family, rs in families.items():
+            agg = {stat: mean_std([r.get(stat) for r in rs]) for stat in STATS}
+            agg.update(params=rs[0].get("params"), privacy_ok=sum(bool(r["privacy_ok"]) for r in rs), n=len(rs),
+                       seeds=sorted(r["seed"] for r in rs), best_epoch=[r.get("best_epoch") for r in rs],
+                       epochs_run=[r.get("epochs_run") for r in rs])
+            out.setdefault(name, {})[family] = agg
+    return out
+
+
+def check_targets(aggs: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """PASS / FAIL / N/A of targets (a)–(e) per dataset on the means over split seeds."""
+    checks: list[dict[str, Any]] = []
+
+    def add(target: str, name: str, ok: bool | None, detail: str) -> None:
+        status = "N/A" if ok is None else ("PASS" if ok else "FAIL")
+        checks.append({"target": target, "dataset": name, "status": status, "detail": detail})
+
+    for name, fams in aggs.items():
+        ratio = {f: a["ratio"]["mean"] for f, a in fams.items()}
+        fid = {f: a["fidelity"]["mean"] for f, a in fams.items()}
+        mk = ratio.get("markov")
+        have = [f for f in GENAI if ratio.get(f) is not None]
+        if mk is None or not have:
+            add("a", name, None, "needs markov and a GenAI family")
+        for f in have if mk is not None else []:
+            add("a", name, ratio[f] >= mk and fid[f] <= fid["markov"], f"{f}: TSTR/TRTR {ratio[f]:.3f} ≥ markov "
+                f"{mk:.3f}, fidelity {fid[f]:.3f} ≤ markov {fid['markov']:.3f}")
+        if mk is not None and have:
+            best = max(have, key=lambda f: ratio[f])
+            add("b", name, ratio[best] >= mk + MARGIN_B, f"best GenAI {best} TSTR/TRTR {ratio[best]:.3f} ≥ markov "
+                f"{mk:.3f} + {MARGIN_B}")
+        if mk is not None and ratio.get("transformer") is not None:
+            add("c", name, None if mk < MARKOV_C else ratio["transformer"] >= TRANSFORMER_C,
+                f"transformer TSTR/TRTR {ratio['transformer']:.3f} ≥ {TRANSFORMER_C} (markov {mk:.3f}; applies "
+                f"where markov ≥ {MARKOV_C})")
+        if name == "iot-sentinel" and mk is not None and ratio.get("diffusion") is not None:
+            add("d", name, ratio["diffusion"] >= mk, f"diffusion TSTR/TRTR {ratio['diffusion']:.3f} ≥ markov {mk:.3f}")
+        for f, a in fams.items():
+            add("e", name, a["privacy_ok"] == a["n"], f"{f}: privacy ok on {a['privacy_ok']}/{a['n']} split seeds")
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------- rendering
+def _f(x: float | None, digits: int = 3) -> str:
+    return "—" if x is None else f"{x:.{digits}f}"
+
+
+def _pm(m: dict[str, Any], digits: int = 3) -> str:
+    return "—" if m["mean"] is None else f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}"
+
+
+def render_markdown(aggs: dict, checks: list[dict[str, Any]], aug: list[dict[str, Any]], seeds: list[int]) -> str:
+    """One table per dataset with its target lines, then the augmentation tables."""
+    lines = [f"# Quality per family (test split; mean ± std over split seeds {', '.join(map(str, seeds))})", ""]
+    for name, fams in aggs.items():
+        lines += [f"## {name}", "", "| family | params | train s | TSTR/TRTR | TSTR F1 | fidelity | copy rate vs "
+                  "natural | DCR synth vs hold-out | privacy ok |", "|" + "---|" * 9]
+        for f, a in fams.items():
+            lines.append(f"| {f} | {a['params'] or '—'} | {_pm(a['fit_s'], 2)} | {_pm(a['ratio'])} | "
+                         f"{_pm(a['tstr_f1'])} | {_pm(a['fidelity'])} | {_f(a['copy_rate']['mean'])} vs "
+                         f"{_f(a['natural_copy_rate']['mean'])} | {_f(a['dcr_synth_median']['mean'])} vs "
+                         f"{_f(a['dcr_holdout_median']['mean'])} | {a['privacy_ok']}/{a['n']} |")
+        lines.append("")
+        lines += [f"- {c['status']} ({c['target']}) {c['detail']}" for c in checks if c["dataset"] == name]
+        lines.append("")
+    for name in dict.fromkeys(r["dataset"] for r in aug):
+        lines += render_augmentation(name, [r for r in aug if r["dataset"] == name])
+    return "\n".join(lines) + "\n"
+
+
+def render_augmentation(name: str, recs: list[dict[str, Any]]) -> list[str]:
+    """Method × protocol rows per fraction: the shared baselines once, then each family's two protocols."""
+    lines = [f"## Low-data augmentation on {name} (split seed 0, RF macro-F1 on the test split, mean ± std over "
+             f"seeds {', '.join(map(str, recs[0]['augmentation']['seeds']))})", "",
+             "| fraction | method | protocol | macro-F1 | gain over real only |", "|---|---|---|---|---|"]
+    baselines = {"real_only": "real only", "real+smote": "SMOTE", "real+handcrafted": "hand-crafted",
+                 "real_100": "all real (100 %)"}
+    protocols = {"real+synthetic_full": "fitted on the full training split",
+                 "real+synthetic_fraction": "refitted on the fraction alone"}
+    for fraction in recs[0]["augmentation"]["fractions"]:
+        first = _aug_rows(recs[0], fraction)
+        for method, label in baselines.items():
+            lines.append(f"| {fraction:g} | {label} | — | {_pm(first[method]['macro_f1'])} | "
+                         f"{_pm(first[method]['gain'])} |")
+        for r in recs:
+            for method, label in protocols.items():
+                row = _aug_rows(r, fraction)[method]
+                lines.append(f"| {fraction:g} | {r['family']} | {label} | {_pm(row['macro_f1'])} | "
+                             f"{_pm(row['gain'])} |")
+    return lines + [""]
+
+
+def _aug_rows(record: dict[str, Any], fraction: float) -> dict[str, dict[str, Any]]:
+    return {x["method"]: x for x in record["augmentation"]["rows"] if x["fraction"] == fraction}
+
+
+def plot(aggs: dict[str, dict[str, dict[str, Any]]], seeds: list[int], path: Path) -> None:
+    """TSTR/TRTR (top row) and fidelity (bottom row) per family with std error bars, one column per dataset."""
+    from ntg.utils.plots import pyplot, save_png
+
+    plt = pyplot()
+    names = list(aggs) or ["(none)"]
+    fig, axes = plt.subplots(2, len(names), figsize=(max(6.5, 4.5 * len(names)), 7.5), squeeze=False)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for col, name in enumerate(names):
+        fams = list(aggs.get(name, {}))
+        for row, (stat, label) in enumerate((("ratio", "TSTR/TRTR (higher is better)"),
+                                             ("fidelity", "fidelity score (lower is better)"))):
+            ax = axes[row][col]
+            for i, f in enumerate(fams):
+                m = aggs[name][f][stat]
+                ax.bar(i, m["mean"] or 0.0, yerr=m["std"] or 0.0, capsize=3, color=colours[i % len(colours)],
+                       label=f)
+            ax.set_xticks(range(len(fams)), fams, rotation=45, ha="right")
+            ax.set_ylabel(label)
+            ax.set_title(name if row == 0 else f"{name}: fidelity")
+        if fams:
+            axes[0][col].legend(fontsize="small")
+    fig.suptitle(f"Generator families on the test split\nmean ± std over split seeds {', '.join(map(str, seeds))}")
+    fig.tight_layout()
+    save_png(fig, path, dpi=110)
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def environment(device: str, jobs: int) -> dict[str, Any]:
+    import torch
+
+    cuda = torch.cuda.is_available()
+    resolved = ("cuda" if cuda else "cpu") if device == "auto" else device
+    return {"torch": torch.__version__, "device_requested": device, "device": resolved, "cores": os.cpu_count(),
+            "cores_usable": len(os.sched_getaffinity(0)), "jobs": jobs, "load_before": os.getloadavg()[0],
+            "gpu": torch.cuda.get_device_name(0) if cuda else None, "python": sys.version.split()[0],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="split seeds")
+    p.add_argument("--families", nargs="*", default=list(FAMILIES))
+    p.add_argument("--aug-datasets", nargs="*", default=["iot-sentinel"], help="none: no augmentation")
+    p.add_argument("--aug-families", nargs="*", default=list(AUG_FAMILIES))
+    p.add_argument("--aug-fractions", nargs="+", type=float, default=[0.01])
+    p.add_argument("--aug-seeds", nargs="+", type=int, default=list(AUG_SEEDS), help="subset/classifier seeds")
+    p.add_argument("--jobs", type=int, default=2, help="worker processes (1: run in this process)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="for the neural families")
+    p.add_argument("--epochs", type=int, default=None, help="override the neural epochs (smoke tests only)")
+    p.add_argument("--max-flows-per-class", type=int, default=None, help="cap the prepared sets (smoke tests)")
+    p.add_argument("--cache", type=Path, default=Path("/tmp/ntg-bench/quality"))
+    p.add_argument("--data-root", type=Path,
+                   default=Path(os.environ.get("NTG_DATA_ROOT", REPO.parent / "shared" / "datasets")))
+    p.add_argument("--fresh", action="store_true", help="recompute every cell instead of reusing the cache")
+    p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality",
+                   help="output stem: writes STEM.json, STEM.md and STEM.png")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the spawned workers
+    from ntg.utils.io import atomic_path, write_json
+
+    started = time.perf_counter()
+    env = environment(args.device, args.jobs)
+    prepared = prepare_all(args)
+    records, errors = run_cells(plan(args, prepared), args.jobs, args.fresh, started)
+    key = ("dataset", "seed", "family")
+    quality = sorted((r for r in records if r["kind"] == "quality"), key=lambda r: tuple(r[k] for k in key))
+    aug = sorted((r for r in records if r["kind"] == "augmentation"), key=lambda r: (r["dataset"], r["family"]))
+    aggs = aggregate(quality)
+    aggs = {d: {f: aggs[d][f] for f in args.families if f in aggs[d]} for d in args.datasets if d in aggs}
+    checks = check_targets(aggs)
+    wall = time.perf_counter() - started
+    env["load_after"] = os.getloadavg()[0]
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    out = {ext: Path(f"{args.out}.{ext}") for ext in ("json", "md", "png")}
+    write_json(out["json"], {
+        "settings": settings, "environment": env, "records": quality, "aggregates": aggs, "targets": checks,
+        "augmentation": aug, "errors": errors, "wall_s": wall})
+    with atomic_path(out["md"]) as tmp:
+        tmp.write_text(render_markdown(aggs, checks, aug, args.seeds))
+    plot(aggs, args.seeds, out["png"])
+    for c in checks:
+        print(f"{c['status']:<4} ({c['target']}) {c['dataset']}: {c['detail']}")
+    print(f"{len(records)} cells ({len(errors)} failed) in {wall:.1f} s on {env['device']} with {args.jobs} jobs; "
+          f"wrote {args.out}.json/.md/.png", flush=True)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

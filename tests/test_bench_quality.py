@@ -1,0 +1,114 @@
+"""benchmarks/bench_quality.py: aggregation over split seeds, the target checks, the Markdown, one small real run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    """The benchmark script imported by path (benchmarks/ is no package)."""
+    spec = importlib.util.spec_from_file_location("bench_quality", REPO / "benchmarks" / "bench_quality.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_quality"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def record(dataset: str, seed: int, family: str, ratio: float, fidelity: float, privacy_ok: bool = True) -> dict:
+    """A quality cell's record as the benchmark stores it (TRTR 0.8, so TSTR = 0.8 × ratio)."""
+    return {"kind": "quality", "dataset": dataset, "seed": seed, "family": family, "ratio": ratio,
+            "tstr_f1": 0.8 * ratio, "trtr_f1": 0.8, "fidelity": fidelity, "copy_rate": 0.01,
+            "natural_copy_rate": 0.02, "dcr_synth_median": 0.6, "dcr_holdout_median": 0.5, "fit_s": 2.0,
+            "params": 1234, "privacy_ok": privacy_ok, "best_epoch": None, "epochs_run": None}
+
+
+def records(dataset: str, means: dict[str, tuple[float, float]], privacy: dict[str, bool] | None = None) -> list:
+    """Two split seeds per family, ±0.02 around the given (TSTR/TRTR, fidelity) means."""
+    privacy = privacy or {}
+    return [record(dataset, seed, family, ratio + d, fid + d, privacy.get(family, True) or seed == 0)
+            for family, (ratio, fid) in means.items() for seed, d in ((0, -0.02), (1, 0.02))]
+
+
+def statuses(checks: list[dict[str, Any]], target: str, dataset: str) -> list[str]:
+    return [c["status"] for c in checks if c["target"] == target and c["dataset"] == dataset]
+
+
+def test_aggregate_mean_and_std_over_split_seeds(bench: Any) -> None:
+    aggs = bench.aggregate([record("requet", 0, "markov", 0.8, 0.1), record("requet", 1, "markov", 1.0, 0.3, False)])
+    agg = aggs["requet"]["markov"]
+    assert agg["ratio"]["mean"] == pytest.approx(0.9) and agg["ratio"]["std"] == pytest.approx(0.1)
+    assert agg["fidelity"]["mean"] == pytest.approx(0.2) and agg["fidelity"]["n"] == 2
+    assert (agg["privacy_ok"], agg["n"], agg["seeds"], agg["params"]) == (1, 2, [0, 1], 1234)
+
+
+def test_targets_pass(bench: Any) -> None:
+    good = {"markov": (0.91, 0.20), "transformer": (0.97, 0.10), "ssm": (0.93, 0.15), "diffusion": (0.95, 0.12)}
+    checks = bench.check_targets(bench.aggregate(records("iot-sentinel", good)))
+    for target, n in (("a", 3), ("b", 1), ("c", 1), ("d", 1), ("e", 4)):
+        assert statuses(checks, target, "iot-sentinel") == ["PASS"] * n, target
+
+
+def test_targets_fail_and_not_applicable(bench: Any) -> None:
+    # iot-sentinel: diffusion below markov (a, d), best GenAI only +0.02 (b), transformer < 0.95 with markov ≥ 0.9
+    # (c), ssm's copies fail the privacy gate on one seed (e); requet: markov < 0.9, so (c) does not apply
+    bad = {"markov": (0.92, 0.20), "transformer": (0.94, 0.10), "ssm": (0.93, 0.25), "diffusion": (0.85, 0.12)}
+    recs = records("iot-sentinel", bad, privacy={"ssm": False})
+    recs += records("requet", {"markov": (0.80, 0.2), "transformer": (0.90, 0.1)})
+    checks = bench.check_targets(bench.aggregate(recs))
+    by_family = {c["detail"].split(":")[0]: c["status"] for c in checks
+                 if c["target"] in ("a", "e") and c["dataset"] == "iot-sentinel"}
+    assert statuses(checks, "a", "iot-sentinel") == ["PASS", "FAIL", "FAIL"]  # ssm: fidelity worse than markov
+    assert statuses(checks, "b", "iot-sentinel") == ["FAIL"]
+    assert statuses(checks, "c", "iot-sentinel") == ["FAIL"]
+    assert statuses(checks, "d", "iot-sentinel") == ["FAIL"]
+    assert by_family["ssm"] == "FAIL" and statuses(checks, "e", "iot-sentinel").count("FAIL") == 1
+    assert statuses(checks, "c", "requet") == ["N/A"] and statuses(checks, "d", "requet") == []
+    assert statuses(checks, "b", "requet") == ["PASS"]
+
+
+def test_markdown_has_the_numbers_and_verdicts(bench: Any) -> None:
+    aggs = bench.aggregate(records("iot-sentinel", {"markov": (0.91, 0.20), "transformer": (0.97, 0.10)}))
+    row = {"macro_f1": {"mean": 0.5, "std": 0.01}, "gain": {"mean": 0.25, "std": 0.05}, "fraction": 0.01}
+    aug = [{"dataset": "iot-sentinel", "family": "transformer",
+            "augmentation": {"fractions": [0.01], "seeds": [0, 1, 2], "rows": [
+                {**row, "method": m} for m in ("real_only", "real+synthetic_full", "real+synthetic_fraction",
+                                               "real+smote", "real+handcrafted", "real_100")]}}]
+    text = bench.render_markdown(aggs, bench.check_targets(aggs), aug, [0, 1])
+    assert "| transformer | 1234 | 2.00 ± 0.00 | 0.970 ± 0.020 | 0.776 ± 0.016 | 0.100 ± 0.020 |" in text
+    assert "0.010 vs 0.020" in text and "0.600 vs 0.500" in text and "2/2" in text
+    assert "- PASS (a) transformer: TSTR/TRTR 0.970 ≥ markov 0.910" in text
+    assert "| 0.01 | transformer | refitted on the fraction alone | 0.500 ± 0.010 | 0.250 ± 0.050 |" in text
+    assert "| 0.01 | SMOTE | — |" in text and "| 0.01 | hand-crafted | — |" in text
+
+
+def test_smoke_run_on_requet(bench: Any, datasets_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "out" / "quality"
+    argv = ["--datasets", "requet", "--seeds", "0", "--families", "markov", "gmm", "--aug-datasets", "requet",
+            "--aug-families", "markov", "--aug-fractions", "0.05", "--aug-seeds", "0", "--max-flows-per-class", "20",
+            "--jobs", "1", "--data-root", str(datasets_root), "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    assert bench.main(argv) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert {(r["dataset"], r["seed"], r["family"]) for r in result["records"]} == {("requet", 0, "markov"),
+                                                                                   ("requet", 0, "gmm")}
+    assert all(0 <= r["tstr_f1"] <= 1 and r["ratio"] is not None for r in result["records"])
+    assert set(result["aggregates"]["requet"]) == {"markov", "gmm"} and result["errors"] == []
+    assert [a["family"] for a in result["augmentation"]] == ["markov"]
+    assert result["environment"]["device"] in ("cpu", "cuda") and result["wall_s"] > 0
+    assert "## requet" in out.with_suffix(".md").read_text()
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    assert len(list((tmp_path / "cache" / "cells").glob("*.json"))) == 3
+    capsys.readouterr()
+    assert bench.main(argv) == 0  # a re-run reuses every stored cell
+    assert capsys.readouterr().out.count("(cached)") == 3
