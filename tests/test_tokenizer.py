@@ -91,3 +91,55 @@ def test_state_survives_json(tok):
 def test_empty_training_table_is_a_user_error(flows):
     with pytest.raises(NtgError, match="empty"):
         PacketTokenizer.fit(flows.take(np.zeros(0, dtype=int)), 10)
+
+
+def _class_ids(flows):
+    return (flows.labels.astype(str) == "long").astype(np.int64)
+
+
+def test_class_values_decode_only_sizes_and_times_the_class_has(flows):
+    """With class ids, a bin decodes to the class's own sizes (never a size only the other class sends) and
+    to times inside the class's range; without them, uniformly inside the bin."""
+    ids = _class_ids(flows)
+    tok = PacketTokenizer.fit(flows, 10, n_size_bins=4, n_iat_bins=6, class_ids=ids)
+    packet, iat, _ = tok.encode(flows, 10)
+    gen = torch.Generator().manual_seed(0)
+    decoded = tok.decode(torch.as_tensor(packet), torch.as_tensor(iat), 10, gen, ids)
+    for c in (0, 1):
+        rows = ids == c
+        real = set(flows.payload[rows][flows.mask[rows]].tolist())
+        got = decoded.payload[rows][decoded.mask[rows]]
+        assert set(got.tolist()) <= real
+        real_iat = flows.iat[rows][:, 1:][flows.mask[rows][:, 1:]]
+        got_iat = decoded.iat[rows][:, 1:][decoded.mask[rows][:, 1:]]
+        assert real_iat.min() * 0.99 <= got_iat.min() and got_iat.max() <= real_iat.max() * 1.01
+    assert np.array_equal(decoded.direction, np.where(flows.mask, flows.direction, 0))
+    uniform = tok.decode(torch.as_tensor(packet), torch.as_tensor(iat), 10, torch.Generator().manual_seed(0))
+    long_rows = ids == 1
+    assert not set(uniform.payload[long_rows][uniform.mask[long_rows]].tolist()) <= set(
+        flows.payload[long_rows][flows.mask[long_rows]].tolist())
+
+
+def test_class_values_fall_back_to_other_classes_then_to_the_bin(flows):
+    """A class asked for a bin it never used draws from the pooled values of that bin."""
+    ids = _class_ids(flows)
+    tok = PacketTokenizer.fit(flows, 10, class_ids=ids)
+    big = int(tok.size_bin(np.array([1460]))[0])
+    pkt = torch.full((50, 10), tok.eos)
+    pkt[:, 0] = big  # a 1460-byte first packet, which only class "long" sends
+    decoded = tok.decode(pkt, torch.zeros((50, 10), dtype=torch.long), 10, torch.Generator().manual_seed(1),
+                         np.zeros(50, np.int64))
+    assert np.all(decoded.payload[:, 0] == 1460)
+
+
+def test_class_values_survive_json(flows):
+    tok = PacketTokenizer.fit(flows, 10, class_ids=_class_ids(flows))
+    again = PacketTokenizer.from_dict(json.loads(json.dumps(tok.to_dict())))
+    for table in ("payload", "iat"):
+        for key, values in getattr(tok.values, table).items():
+            assert np.array_equal(getattr(again.values, table)[key], values)
+    packet, iat, _ = tok.encode(flows, 10)
+    ids = _class_ids(flows)
+    a = tok.decode(torch.as_tensor(packet), torch.as_tensor(iat), 10, torch.Generator().manual_seed(3), ids)
+    b = again.decode(torch.as_tensor(packet), torch.as_tensor(iat), 10, torch.Generator().manual_seed(3), ids)
+    assert np.array_equal(a.payload, b.payload) and np.array_equal(a.iat, b.iat)

@@ -124,7 +124,7 @@ def test_early_stopping_restores_the_best_weights(split):
     gen = TinyMLP()
     recorder = Recorder(gen)
     # min_delta larger than any possible improvement: epoch 1 stays best, patience 2 stops after epoch 3
-    config = TrainConfig(epochs=10, batch_size=64, patience=2, min_delta=10.0)
+    config = TrainConfig(epochs=10, batch_size=64, patience=2, min_delta=10.0, selection="val_loss")
     result = train_generator(gen, train, val, config, reporter=recorder)
     assert result.stopped_early and result.best_epoch == 1 and len(result.history) == 3
     assert [m["epoch"] for m in recorder.metrics] == [1, 2, 3]
@@ -132,6 +132,34 @@ def test_early_stopping_restores_the_best_weights(split):
     assert all(torch.equal(final[k], recorder.states[0][k]) for k in final)
     assert not all(torch.equal(final[k], recorder.states[-1][k]) for k in final)
     assert recorder.checkpoints == [None, None, None]  # no checkpoint_dir, nothing written
+
+
+def test_small_training_sets_keep_the_last_weights_and_log_the_validation_loss(split):
+    """900 flows are a small set (data rules): batch 32, 12 epochs, last weights kept, val loss only logged,
+    and the decision is in the notes; a setting the user gives is kept as given."""
+    train, val = split
+    gen = TinyMLP()
+    recorder = Recorder(gen)
+    result = train_generator(gen, train, val, TrainConfig(min_delta=10.0), reporter=recorder)
+    assert len(result.history) == 12 and result.best_epoch == 12 and not result.stopped_early
+    assert all(h.val_loss is not None for h in result.history)
+    assert result.train_config["batch_size"] == 32 and result.train_config["selection"] == "last"
+    assert any("data rules for 900 training flows" in note for note in result.notes)
+    final = weights(gen)
+    assert all(torch.equal(final[k], recorder.states[-1][k]) for k in final)
+    given = train_generator(TinyMLP(), train, val, TrainConfig(epochs=2, batch_size=100, selection="val_loss"))
+    assert given.train_config["batch_size"] == 100 and len(given.history) == 2 and given.notes == []
+
+
+def test_data_rules_by_training_set_size():
+    from ntg.models.data_rules import SMALL_DATA_FLOWS, resolve_train_config
+
+    large, notes = resolve_train_config(TrainConfig(), SMALL_DATA_FLOWS)
+    assert (large.epochs, large.batch_size, large.selection) == (20, 256, "val_loss") and notes
+    small, _ = resolve_train_config(TrainConfig(), 1066)
+    assert (small.epochs, small.batch_size, small.selection) == (12, 64, "last")
+    assert resolve_train_config(TrainConfig(), 100)[0].batch_size == 16
+    assert resolve_train_config(TrainConfig(), 728)[0].batch_size == 32
 
 
 def test_without_validation_table_holds_out_val_fraction(split):
@@ -212,7 +240,8 @@ def test_load_generator_reads_a_checkpoint_with_its_best_or_last_weights(split, 
     train, val = split
     gen = TinyMLP(hidden=8)
     recorder = Recorder(gen)
-    train_generator(gen, train, val, TrainConfig(epochs=3, patience=1, min_delta=10.0), checkpoint_dir=tmp_path,
+    train_generator(gen, train, val, TrainConfig(epochs=3, patience=1, min_delta=10.0, selection="val_loss"),
+                        checkpoint_dir=tmp_path,
                     reporter=recorder)
     best = load_generator(tmp_path)
     last = load_generator(tmp_path / CHECKPOINT_FILE, best=False)

@@ -59,9 +59,10 @@ class AutoregressiveModel(nn.Module):
     """Embeddings + backbone + factorised heads; ``forward(**batch)`` returns the training loss."""
 
     def __init__(self, backbone: nn.Module, d_model: int, n_classes: int, n_packet: int, n_iat: int,
-                 n_packets: int) -> None:
+                 n_packets: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
+        self.drop = nn.Dropout(dropout)  # on the inputs and on the backbone's output; identity when sampling
         self.n_packets = n_packets
         self.eos = n_packet - 1
         self.class_emb = nn.Embedding(n_classes, d_model)
@@ -79,7 +80,7 @@ class AutoregressiveModel(nn.Module):
     def inputs(self, cls: torch.Tensor, packet: torch.Tensor, iat: torch.Tensor) -> torch.Tensor:
         """(B, N, d): class embedding, then the embeddings of packets 1..N-1."""
         prev = self.packet_emb(packet[:, :-1]) + self.iat_emb(iat[:, :-1])
-        return torch.cat([self.class_emb(cls)[:, None, :], prev], dim=1)
+        return self.drop(torch.cat([self.class_emb(cls)[:, None, :], prev], dim=1))
 
     def iat_logits(self, h: torch.Tensor, packet: torch.Tensor) -> torch.Tensor:
         return self.iat_head(F.silu(h + self.iat_cond(packet)))
@@ -88,7 +89,7 @@ class AutoregressiveModel(nn.Module):
         self, cls: torch.Tensor, packet: torch.Tensor, iat: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced ``(packet_logits, iat_logits)``, each (B, N, V)."""
-        h = self.backbone(self.inputs(cls, packet, iat))
+        h = self.drop(self.backbone(self.inputs(cls, packet, iat)))
         return self.packet_head(h), self.iat_logits(h, packet)
 
     def forward(self, cls: torch.Tensor, packet: torch.Tensor, iat: torch.Tensor, length: torch.Tensor
@@ -165,10 +166,13 @@ class AutoregressiveGenerator(NeuralGenerator):
         "n_iat_bins": spec("log-spaced bins of inter-arrival times", 1),
         "temperature": spec("sampling temperature (1: the learnt distribution)", 0, open_low=True),
         "top_p": spec("nucleus sampling: keep the most likely tokens up to this mass", 0, 1, open_low=True),
+        "dropout": spec("dropout on the embeddings and on the backbone's output while training", 0, 1,
+                        open_high=True),
     }
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
-                 temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto") -> None:
+                 temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto",
+                 dropout: float = 0.0) -> None:
         super().__init__(n_packets=n_packets, seed=seed)
         self._init_settings(locals())
         self.tokenizer_: PacketTokenizer | None = None
@@ -180,7 +184,8 @@ class AutoregressiveGenerator(NeuralGenerator):
     # ------------------------------------------------------------------ NeuralGenerator hooks
     def prepare(self, train: FlowTable) -> None:
         self._learn_classes(train)
-        self.tokenizer_ = PacketTokenizer.fit(train, self.n_packets, self.n_size_bins, self.n_iat_bins)
+        self.tokenizer_ = PacketTokenizer.fit(train, self.n_packets, self.n_size_bins, self.n_iat_bins,
+                                              class_ids=self.class_ids(train.labels))
         self.module = self.build_module()
 
     def build_module(self) -> AutoregressiveModel:
@@ -190,7 +195,7 @@ class AutoregressiveGenerator(NeuralGenerator):
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left untouched
             torch.manual_seed(self.seed)
             return AutoregressiveModel(self.build_backbone(), self.d_model, len(self.classes_),
-                                       tok.n_packet_tokens, tok.n_iat_tokens, self.n_packets)
+                                       tok.n_packet_tokens, tok.n_iat_tokens, self.n_packets, self.dropout)
 
     def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
         assert self.tokenizer_ is not None and self.classes_ is not None, "call prepare() first"
@@ -211,9 +216,10 @@ class AutoregressiveGenerator(NeuralGenerator):
         generator = torch.Generator(device=device).manual_seed(int(rng_seed))
         parts = []
         for start in range(0, len(class_ids), SAMPLE_CHUNK):
-            cls = torch.as_tensor(class_ids[start : start + SAMPLE_CHUNK], dtype=torch.long, device=device)
+            chunk = class_ids[start : start + SAMPLE_CHUNK]
+            cls = torch.as_tensor(chunk, dtype=torch.long, device=device)
             packet, iat = module.generate(cls, generator, self.temperature, self.top_p)
-            parts.append(self.tokenizer_.decode(packet, iat, self.n_packets, generator))
+            parts.append(self.tokenizer_.decode(packet, iat, self.n_packets, generator, chunk))
         return FlowTable.concat(parts) if parts else FlowTable.empty(self.n_packets)
 
     # ------------------------------------------------------------------ persistence

@@ -45,6 +45,7 @@ from torch import nn
 from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.models.checkpoints import CHECKPOINT_FILE, cpu_state, load_checkpoint, save_checkpoint, set_rng_states
+from ntg.models.data_rules import resolve_train_config
 from ntg.models.holdout import split_train_val
 from ntg.models.optim import WarmupCosine, parameter_groups, update_ema
 from ntg.models.settings import TrainConfig
@@ -83,6 +84,7 @@ class TrainResult:
     num_train_flows: int = 0
     num_val_flows: int = 0
     notes: list[str] = field(default_factory=list)  # what the loop decided for the user (no hold-out...)
+    train_config: dict[str, Any] = field(default_factory=dict)  # the settings used, data rules applied
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,7 +216,8 @@ def train_generator(
 
     ``val`` None (or empty) holds out a stratified ``config.val_fraction`` of ``train``; with
     ``val_fraction=0`` too (or too few flows to spare), there is no early stopping and the last epoch's
-    weights are kept.
+    weights are kept. Settings left unset are decided from the training set's size
+    (:mod:`ntg.models.data_rules`); on small sets the last epoch's weights are kept and ``val`` is only logged.
     """
     config = config or TrainConfig()
     reporter = reporter or Reporter()
@@ -222,13 +225,15 @@ def train_generator(
     train, val, notes = split_train_val(train, val, config.val_fraction, config.max_train_flows, config.seed)
     if len(train) == 0:
         raise NtgError("no training flows: the training table is empty")
+    config, decided = resolve_train_config(config, len(train))
+    notes = [*notes, *decided]
     run = _start(gen, train, val, config, reporter)
     train_data = _encode(gen, train, "training")
     val_data = _encode(gen, val, "validation") if val is not None else None
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
         _resume(run, ckpt_path)
-    run.result.notes = notes
+    run.result.notes, run.result.train_config = notes, config.to_dict()
 
     train_module = reporter.wrap(run.module)
     finished = run.result.stopped_early or run.start_epoch >= config.epochs
@@ -358,12 +363,12 @@ def _end_epoch(run: _Run, epoch: int, train_loss: float, val_loss: float | None,
     """Keep the best weights, count epochs without improvement, decide on early stopping, log the epoch."""
     result, config = run.result, run.config
     best = result.best_val_loss
-    if val_loss is None or best is None or val_loss < best - config.min_delta:
+    if config.selection == "last" or val_loss is None or best is None or val_loss < best - config.min_delta:
         run.best_state, run.bad_epochs = cpu_state(run.kept), 0
         result.best_epoch, result.best_val_loss = epoch, val_loss
     else:
         run.bad_epochs += 1
-    out_of_patience = val_loss is not None and run.bad_epochs >= config.patience
+    out_of_patience = config.selection == "val_loss" and val_loss is not None and run.bad_epochs >= config.patience
     result.stopped_early = out_of_patience and epoch < config.epochs
     stats = EpochStats(epoch, train_loss, val_loss, run.scheduler.get_last_lr()[0], wall, n_seen / wall)
     result.history.append(stats)

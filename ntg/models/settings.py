@@ -185,8 +185,10 @@ def train_field(default: Any, help: str, low: float | None = None, high: float |
 class TrainConfig:
     """Hyperparameters of the one training loop (JSON-serialisable, all with defaults, validated on creation)."""
 
-    epochs: int = train_field(20, "passes over the training flows", 1)
-    batch_size: int = train_field(256, "flows per optimiser step", 1)
+    epochs: int | None = train_field(None, "passes over the training flows (default: 20, or 12 on small "
+                                     "training sets; ntg/models/data_rules.py)", 1)
+    batch_size: int | None = train_field(None, "flows per optimiser step (default: 256, or smaller on small "
+                                         "training sets; ntg/models/data_rules.py)", 1)
     lr: float = train_field(1e-3, "peak AdamW learning rate", 0, open_low=True)
     weight_decay: float = train_field(0.01, "AdamW weight decay of matrices (not norms, biases, embeddings)", 0)
     warmup: float = train_field(0.05, "share of all steps spent warming the learning rate up", 0, 1,
@@ -200,6 +202,9 @@ class TrainConfig:
     max_train_flows: int | None = train_field(None, "train on a stratified seeded subset of this many flows", 1)
     val_fraction: float = train_field(0.1, "stratified share of train held out when there is no validation "
                                       "split; 0: no early stopping", 0, 1, open_high=True)
+    selection: str = train_field("auto", "weights kept: val_loss (best validation loss, early stopping), last "
+                                 "(last epoch), auto (val_loss on large training sets, last on small ones)",
+                                 choices=("auto", "val_loss", "last"))
     ema_decay: float = train_field(0.0, "> 0: validate and keep an exponential moving average of the weights",
                                    0, 1, open_high=True)
 

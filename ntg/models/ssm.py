@@ -223,8 +223,10 @@ class SSMGenerator(AutoregressiveGenerator):
         temperature: float = 1.0,
         top_p: float = 1.0,
         sample_precision: str = "auto",
+        dropout: float = 0.0,
     ) -> None:
-        super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision)
+        super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision,
+                         dropout)
         self._init_settings(locals())
 
     def build_backbone(self) -> MambaBackbone:

@@ -34,6 +34,7 @@ import torch
 
 from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
+from ntg.models.bin_values import BinValues
 
 IAT_FLOOR = 1e-6  # seconds: below this an iat is "zero" (the schema's resolution is 1 µs)
 
@@ -55,6 +56,7 @@ class PacketTokenizer:
     size_lo: np.ndarray  # (S,) int: smallest payload of each size bin
     size_hi: np.ndarray  # (S,) int: largest payload of each size bin (== lo for exact bins)
     iat_edges: np.ndarray  # (Q,) float: log10 edges; bin q>=1 covers [edges[q-1], edges[q]]
+    values: BinValues | None = None  # class-conditional values inside bins (None: uniform draws in the bin)
 
     # ------------------------------------------------------------------ vocabulary sizes
     @property
@@ -84,8 +86,10 @@ class PacketTokenizer:
         n_iat_bins: int = 48,
         max_exact: int = 32,
         exact_min_share: float = 0.005,
+        class_ids: np.ndarray | None = None,
     ) -> PacketTokenizer:
-        """Fit bins on the first ``n_packets`` packets of ``flows``."""
+        """Fit bins on the first ``n_packets`` packets of ``flows``; with ``class_ids`` (one per flow) also the
+        class-conditional values inside the bins (:class:`~ntg.models.bin_values.BinValues`)."""
         if len(flows) == 0:
             raise NtgError("cannot fit packet tokens on an empty training table; check the dataset split")
         mask = flows.mask[:, :n_packets]
@@ -115,7 +119,14 @@ class PacketTokenizer:
         top = max(float(iat.max()), IAT_FLOOR * 10)
         iat_edges = np.concatenate([[np.log10(IAT_FLOOR)], np.linspace(np.log10(IAT_FLOOR), np.log10(top),
                                                                         n_iat_bins)[1:]])
-        return cls(size_lo=size_lo, size_hi=size_hi, iat_edges=iat_edges.astype(np.float64))
+        tokenizer = cls(size_lo=size_lo, size_hi=size_hi, iat_edges=iat_edges.astype(np.float64))
+        if class_ids is not None:
+            rows = np.nonzero(mask)[0]
+            direction = flows.direction[:, :n_packets][mask]
+            tokenizer.values = BinValues.fit(
+                np.asarray(class_ids)[rows], direction, tokenizer.size_bin(payload), payload,
+                tokenizer.iat_bin(iat), iat, tokenizer.n_size, tokenizer.n_iat_tokens)
+        return tokenizer
 
     # ------------------------------------------------------------------ encoding
     def size_bin(self, payload: np.ndarray) -> np.ndarray:
@@ -160,10 +171,13 @@ class PacketTokenizer:
 
     # ------------------------------------------------------------------ decoding (torch, on any device)
     def decode(
-        self, packet: torch.Tensor, iat: torch.Tensor, n_packets: int, generator: torch.Generator
+        self, packet: torch.Tensor, iat: torch.Tensor, n_packets: int, generator: torch.Generator,
+        class_ids: np.ndarray | None = None,
     ) -> FlowTable:
         """FlowTable from sampled ids (``packet`` (B, N) may contain EOS; everything after the first EOS is
-        dropped; a flow whose first token is EOS cannot happen since samplers mask EOS at step 0)."""
+        dropped; a flow whose first token is EOS cannot happen since samplers mask EOS at step 0). With
+        ``class_ids`` (B,) and fitted :attr:`values`, sizes and times are drawn from the class's own values in
+        each bin; otherwise uniformly inside the bin."""
         device = packet.device
         b = packet.shape[0]
         is_eos = packet == self.eos
@@ -191,6 +205,10 @@ class PacketTokenizer:
             "direction": torch.where(mask, direction, zeros).cpu().numpy(),
             "iat": torch.where(mask, iat_s, torch.zeros_like(iat_s)).cpu().numpy(),
         }
+        if class_ids is not None and self.values is not None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=device))
+            self._decode_values(cpu, mask.cpu().numpy(), size.cpu().numpy(), iat.cpu().numpy(), class_ids,
+                                np.random.default_rng(seed))
         shape = (b, n_packets)
         return FlowTable(
             n_packets=length.cpu().numpy(),
@@ -201,18 +219,36 @@ class PacketTokenizer:
             window=np.zeros(shape, np.int32),
         )
 
+    def _decode_values(self, cpu: dict[str, np.ndarray], mask: np.ndarray, size: np.ndarray, iat: np.ndarray,
+                       class_ids: np.ndarray, rng: np.random.Generator) -> None:
+        """Replace the uniform in-bin draws in ``cpu`` by the class's empirical values where it has some."""
+        assert self.values is not None
+        rows, cols = np.nonzero(mask)
+        cls = np.asarray(class_ids, np.int64)[rows]
+        payload, found = self.values.payload_values(cls, cpu["direction"][rows, cols], size[rows, cols], rng)
+        cpu["payload"][rows[found], cols[found]] = payload[found]
+        timed = (iat[rows, cols] > 0) & (cols > 0)
+        rows, cols, cls = rows[timed], cols[timed], cls[timed]
+        seconds, found = self.values.iat_values(cls, iat[rows, cols], rng)
+        cpu["iat"][rows[found], cols[found]] = seconds[found]
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
-        return {
+        state = {
             "size_lo": self.size_lo.tolist(),
             "size_hi": self.size_hi.tolist(),
             "iat_edges": self.iat_edges.tolist(),
         }
+        if self.values is not None:
+            state["values"] = self.values.to_dict()
+        return state
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> PacketTokenizer:
+        values = state.get("values")  # absent in generators saved before class-conditional decoding
         return cls(
             size_lo=np.asarray(state["size_lo"], np.int64),
             size_hi=np.asarray(state["size_hi"], np.int64),
             iat_edges=np.asarray(state["iat_edges"], np.float64),
+            values=BinValues.from_dict(values) if values is not None else None,
         )

@@ -61,13 +61,14 @@ def evaluate_config(
     from ntg.evaluation.cost import measure_sampling
     from ntg.evaluation.fast import fast_scores
     from ntg.models.base import create_generator
+    from ntg.models.data_rules import LARGE_EPOCHS
     from ntg.models.neural import NeuralGenerator
     from ntg.models.settings import TrainConfig
     from ntg.training.runs import train_inputs
 
     train = dict(train)
     if settings.get("max_epochs"):
-        train["epochs"] = min(int(train.get("epochs", TrainConfig().epochs)), int(settings["max_epochs"]))
+        train["epochs"] = min(int(train.get("epochs") or LARGE_EPOCHS), int(settings["max_epochs"]))
     train_config = TrainConfig.from_dict(train)
     dataset = load_dataset_cached(settings["data_dir"])
     gen = create_generator(family, **dict(model))
