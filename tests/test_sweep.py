@@ -274,7 +274,7 @@ def test_trial_cut_mid_training_resumes_from_its_last_epoch_checkpoint(iot_small
     assert record["metrics"]["epochs"] == 40
 
 
-def test_sweep_never_writes_into_a_dataset_folder_or_a_local_s3_folder(iot_small, tmp_path, monkeypatch):
+def test_sweep_never_writes_into_a_dataset_folder_or_a_local_folder_named_after_a_uri(iot_small, tmp_path, monkeypatch):
     from ntg.errors import NtgError
 
     space = _space(tmp_path, "baselines", BASELINES)
@@ -284,9 +284,9 @@ def test_sweep_never_writes_into_a_dataset_folder_or_a_local_s3_folder(iot_small
     assert sorted(p.name for p in iot_small.root.iterdir()) == before  # nothing written there
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(NtgError, match=r"s3:// storage is not written directly; mount it .* file:///path"):
-        run_sweep(SweepOptions(spaces=[space], data_dir=iot_small.root, n_trials=1, out="s3://bucket/sweeps/a"))
-    assert not (tmp_path / "s3:").exists()
+    with pytest.raises(NtgError, match=r"ftp:// is not storage ntg writes; give a path .* s3://bucket/prefix"):
+        run_sweep(SweepOptions(spaces=[space], data_dir=iot_small.root, n_trials=1, out="ftp://host/sweeps/a"))
+    assert not (tmp_path / "ftp:").exists()  # s3:// and gs://: tests/test_sweep_storage.py
 
 
 def test_study_storage_sqlite_on_local_disks_journal_on_network_file_systems(tmp_path, monkeypatch):

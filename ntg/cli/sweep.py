@@ -22,6 +22,8 @@ examples:
   ntg sweep --space search_spaces/markov.yaml search_spaces/transformer.yaml --data data/iot --trials 20 \\
             --out sweeps/mix --objectives fidelity,flops_per_flow --max-epochs 5 --scheduler asha
   ntg pareto sweeps/tf                                   # the front, tables and plots
+  ntg sweep --space search_spaces/markov.yaml --data data/iot --trials 20 --out s3://my-bucket/sweeps/mk
+  ntg pareto s3://my-bucket/sweeps/mk                    # from any machine with the bucket's credentials
   optuna-dashboard sqlite:///$PWD/sweeps/tf/study.db    # the study in Optuna's dashboard
 """
 
@@ -33,7 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, type=Path, help="prepared dataset folder (ntg data prepare)")
     p.add_argument("--trials", required=True, type=int, metavar="N", help="trials in all (finished ones count)")
     p.add_argument("--out", required=True, metavar="SWEEP_DIR",
-                   help="sweep folder: a path (on a cluster: one every node mounts) or file:///path")
+                   help="sweep folder: a path (on a cluster: one every node mounts), file:///path, or an object "
+                        "store URI s3://bucket/prefix or gs://bucket/prefix (S3-compatible servers: "
+                        "?endpoint_override=HOST:PORT&scheme=http), mirrored locally by the driver")
     p.add_argument("--objectives", metavar="LIST",
                    help="comma-separated, e.g. fidelity:min,flops_per_flow:min (the default); also tstr_f1, "
                         "parameters, sample_flows_per_s, train_seconds")
@@ -49,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="asha: successive halving on validation loss within each family")
     p.add_argument("--study-storage", metavar="URL",
                    help="Optuna storage: SWEEP_DIR/study.db (SQLite) by default on a local disk, "
-                        "journal:study.journal on a network file system (NFS, EFS, FUSE); journal:PATH or an "
+                        "journal:study.journal on a network file system (NFS, EFS, FUSE) or an s3:// / gs:// "
+                        "--out (one driver per sweep); journal:PATH or an "
                         "SQLAlchemy URL (postgresql://...) to choose")
     p.add_argument("--address", metavar="auto|HOST:PORT",
                    help="run on this Ray cluster (default: start a local Ray instance for the sweep)")

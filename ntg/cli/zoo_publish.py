@@ -19,7 +19,8 @@ def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
         "recorded in each card: Random Forest only, 2 augmentation seeds; neural families are not refitted per "
         "split seed or augmentation fraction.",
     )
-    p.add_argument("sweep_dir", type=Path, metavar="SWEEP_DIR", help="the --out folder of `ntg sweep`")
+    p.add_argument("sweep_dir", metavar="SWEEP_DIR",
+                   help="the --out of `ntg sweep`: a folder, or an s3:// / gs:// URI (read through a local mirror)")
     p.add_argument("--to", required=True, metavar="NAMESPACE", help="Hub user or organisation, e.g. my-org")
     p.add_argument("--endpoint", metavar="URL", help="hub URL, e.g. https://huggingface.co (default: HF_ENDPOINT "
                    "unless --zoo is given; neither: the local zoo)")
@@ -37,14 +38,18 @@ def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     from ntg.errors import NtgError
+    from ntg.search.storage import open_sweep
     from ntg.zoo.publish import publish_sweep
 
     if args.split_seeds < 1:
         raise NtgError(f"--split-seeds must be at least 1, not {args.split_seeds}")
-    results = publish_sweep(args.sweep_dir, args.to, endpoint=args.endpoint, token=args.token,
+    sweep_dir, store = open_sweep(args.sweep_dir)
+    results = publish_sweep(sweep_dir, args.to, endpoint=args.endpoint, token=args.token,
                             private=args.private, only_front=args.only_front, dry_run=args.dry_run,
                             zoo_dir=args.zoo, split_seeds=args.split_seeds, progress=not args.quiet,
                             data_dir=args.data)
+    if store is not None and not args.dry_run:
+        store.push()  # the test-split evaluations (zoo-eval/), so the next publish from any machine reuses them
     if not args.dry_run:
         for r in results:
             fid = r["metrics"].get("fidelity_score")

@@ -32,11 +32,10 @@ def now_iso() -> str:
 
 
 def resolve_sweep_dir(out: str | Path) -> Path:
-    """``--out`` as the folder every node reads and writes: a path, or a ``file://`` URI.
+    """``--out`` as a local folder: a path, or a ``file://`` URI.
 
-    Object-store URIs (``s3://``, ``gs://``...) are refused rather than silently written to a local folder of
-    that name: the records, the study and the generators are plain files, so a bucket must be mounted on
-    every node (s3fs, gcsfuse, mountpoint-s3, EFS/Filestore/NFS) and its mount path given.
+    Object-store URIs (``s3://``, ``gs://``) are mirrored by :mod:`ntg.search.storage` before this is reached;
+    any other scheme is refused rather than silently written to a local folder of that name.
     """
     text = str(out)
     scheme, sep, rest = text.partition("://")
@@ -49,8 +48,8 @@ def resolve_sweep_dir(out: str | Path) -> Path:
         if parsed.netloc not in ("", "localhost"):
             raise NtgError(f"--out {text}: a file:// URI names a path on this machine; write file:///abs/path")
         return Path(unquote(parsed.path)).resolve()
-    raise NtgError(f"--out {text}: {scheme}:// storage is not written directly; mount it at the same path on "
-                   "every node (s3fs, gcsfuse, mountpoint-s3, EFS, NFS) and give that path or file:///path")
+    raise NtgError(f"--out {text}: {scheme}:// is not storage ntg writes; give a path (an NFS mount on a "
+                   "cluster), file:///path, s3://bucket/prefix or gs://bucket/prefix")
 
 
 def filesystem_type(path: Path) -> str:

@@ -11,10 +11,13 @@ told from their record when one was written, else marked FAIL and their configur
 trained again first (from scratch). Tune's own snapshot could be up to ten seconds stale and would retrain
 trials finished after it; the records cannot be.
 
-On a cluster (``--address``, or as a ``ray job``) ``--out`` must be a path every node mounts (or ``file://``):
-Tune's storage, the records and the generators all go there. The study stays SQLite only on a local
-file system; on a network file system (NFS, EFS, a FUSE-mounted bucket) the default is Optuna's journal file,
-made for shared file systems (SQLite's locks are not safe there), and an explicit SQLite there is refused.
+On a cluster (``--address``, or as a ``ray job``) ``--out`` must be storage every node reaches: a path every
+node mounts (or ``file://``), where Tune's storage, the records and the generators all go; or an object
+store (``s3://``, ``gs://``), which the driver mirrors locally (:mod:`ntg.search.storage`) while Tune writes
+the trial checkpoints straight to ``<URI>/tune``; the study is then a journal file uploaded with the records.
+Otherwise the study stays SQLite only on a local file system; on a network file system (NFS, EFS, a
+FUSE-mounted bucket) the default is Optuna's journal file, made for shared file systems (SQLite's locks are
+not safe there), and an explicit SQLite there is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from ntg.errors import NtgError
 from ntg.search.objectives import Objective, parse_objectives
 from ntg.search.records import check_or_write_sweep, is_network_fs, load_trial_records, now_iso, resolve_sweep_dir
+from ntg.search.storage import SweepStore, is_object_uri, upload_callback
 from ntg.utils.io import claim_output_dir
 
 STUDY_NAME = "ntg-sweep"
@@ -185,22 +189,41 @@ def repair_study(study: Any, records: Sequence[dict[str, Any]], sweep_dir: Path,
 
 
 def run_sweep(options: SweepOptions, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or continue) the sweep to ``options.n_trials`` trials in all; returns a summary."""
+    """Run (or continue) the sweep to ``options.n_trials`` trials in all; returns a summary.
+
+    An object-store ``--out`` is downloaded into its local mirror first and uploaded as trials finish; the
+    last upload happens even when the sweep is stopped, so what finished is never only on this machine.
+    """
+    objectives = parse_objectives(options.objectives)
+    _check_options(options)
+    store = SweepStore(str(options.out)) if is_object_uri(options.out) else None
+    if store is None:
+        return _run_sweep(options, objectives, resolve_sweep_dir(options.out), None, log)
+    store.pull(log=log)
+    try:
+        return _run_sweep(options, objectives, store.local, store, log)
+    finally:
+        store.push()
+
+
+def _run_sweep(options: SweepOptions, objectives: Sequence[Objective], sweep_dir: Path, store: SweepStore | None,
+               log: Callable[[str], None]) -> dict[str, Any]:
     import ntg
     from ntg.search.space import load_spaces
 
-    objectives = parse_objectives(options.objectives)
     space = load_spaces(list(options.spaces), options.max_parameters)
-    _check_options(options)
-    sweep_dir = resolve_sweep_dir(options.out)
+    where = store.uri if store else str(sweep_dir)
     data_dir = Path(options.data_dir).expanduser().resolve()
     if not (data_dir / "meta.json").exists():
         raise NtgError(f"{data_dir}: not a prepared dataset (no meta.json); run `ntg data prepare` first")
     if options.resume and not (sweep_dir / "sweep.json").exists():
-        raise NtgError(f"{sweep_dir}: no sweep.json to resume; drop --resume to start a new sweep there")
+        raise NtgError(f"{where}: no sweep.json to resume; drop --resume to start a new sweep there")
     claim_output_dir(sweep_dir, "sweep", force=options.force)  # never into a dataset or a run folder
     stored_storage = _stored(sweep_dir, "study_storage")
-    storage, storage_text, dashboard = open_storage(options.study_storage or stored_storage, sweep_dir)
+    spec = options.study_storage or stored_storage or (SHARED_STORAGE if store else None)
+    if store is not None:
+        _check_store_study(spec, store)
+    storage, storage_text, dashboard = open_storage(spec, sweep_dir)
     meta = {
         "objectives": [{"name": o.name, "direction": o.direction} for o in objectives],
         "space": space.to_dict(), "n_trials": options.n_trials, "seed": options.seed,
@@ -217,20 +240,29 @@ def run_sweep(options: SweepOptions, log: Callable[[str], None] = print) -> dict
         log(f"resume: {repaired} Optuna trial(s) left unfinished by an interrupted driver were closed")
     remaining = options.n_trials - len(records)
     if remaining > 0:
-        log(f"sweep {sweep_dir}: {len(records)} of {options.n_trials} trials done, running {remaining} more")
+        log(f"sweep {where}: {len(records)} of {options.n_trials} trials done, running {remaining} more")
         started = time.monotonic()
-        _run_tune(options, sweep_dir, data_dir, space, objectives, storage, records, log)
+        _run_tune(options, sweep_dir, data_dir, space, objectives, storage, records, log, store)
         records = load_trial_records(sweep_dir)
         repair_study(study, records, sweep_dir, space.max_parameters)  # trials cut by the budget or a stop
         if len(records) < options.n_trials:
             budget_spent = options.time_budget_s is not None and time.monotonic() - started >= options.time_budget_s
-            _summary(sweep_dir, records, objectives, dashboard, log)
+            _summary(where, records, objectives, dashboard, log)
             if not budget_spent:  # Tune ends early only when stopped (Ctrl-C, SIGTERM)
                 raise KeyboardInterrupt
             log(f"time budget spent: {len(records)} of {options.n_trials} trials; run the same command to go on")
-            return _summary(sweep_dir, records, objectives, dashboard, lambda line: None)
+            return _summary(where, records, objectives, dashboard, lambda line: None)
     records = load_trial_records(sweep_dir)
-    return _summary(sweep_dir, records, objectives, dashboard, log)
+    return _summary(where, records, objectives, dashboard, log)
+
+
+def _check_store_study(spec: str, store: SweepStore) -> None:
+    """With an object-store ``--out`` the study is a journal file in the mirror (uploaded as it grows) or an
+    RDB URL; an SQLite file would be uploaded while it is written, so it is refused."""
+    if spec.startswith("journal:") or ("://" in spec and not spec.startswith("sqlite:")):
+        return
+    raise NtgError(f"--study-storage {spec}: an SQLite study cannot live in {store.uri}; use {SHARED_STORAGE} "
+                   "(the default there) or an RDB URL such as postgresql://...")
 
 
 def _check_options(options: SweepOptions) -> None:
@@ -274,7 +306,7 @@ def _open_study(storage: Any, objectives: Sequence[Objective]) -> Any:
 
 def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any,
               objectives: Sequence[Objective], storage: Any, records: list[dict[str, Any]],
-              log: Callable[[str], None]) -> None:
+              log: Callable[[str], None], store: SweepStore | None = None) -> None:
     from ray import tune
 
     from ntg.search.driver import FamilyASHA, RecordCallback, SweepSearcher, SweepState, ray_session
@@ -306,7 +338,8 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
         )
         settings = {"data_dir": str(data_dir), "max_parameters": space.max_parameters,
                     "max_epochs": options.max_epochs, "threads": threads, "workers": workers,
-                    "gpus": options.gpus_per_trial, "train_storage": str(sweep_dir / "tune" / "train")}
+                    "gpus": options.gpus_per_trial,
+                    "train_storage": store.uri_of("tune/train") if store else str(sweep_dir / "tune" / "train")}
         scheduler = FamilyASHA(state, max_t=options.max_epochs or 100) if options.scheduler == "asha" else None
         # with Ray Train workers the trial function only drives them: the workers hold the CPUs and GPUs (Tune
         # refuses an empty bundle, so the driver holds 1 MiB of Ray's memory resource instead of a CPU)
@@ -324,8 +357,12 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
                                         time_budget_s=options.time_budget_s,
                                         trial_dirname_creator=trial_dirname),
             run_config=tune.RunConfig(
-                name=run_name, storage_path=str(tune_dir), verbose=0,
-                callbacks=[RecordCallback(sweep_dir, state, objectives, log)],
+                name=run_name, verbose=0,
+                # an object store: every node writes its checkpoints there; the mirror holds only what was pulled
+                storage_path=store.tune_path if store else str(tune_dir),
+                storage_filesystem=store.fs if store else None,
+                callbacks=[RecordCallback(sweep_dir, state, objectives, log)]
+                + ([upload_callback(store, log)] if store else []),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 # a trial whose node dies (or whose worker is killed) runs again from its last checkpoint
                 failure_config=tune.FailureConfig(max_failures=options.max_failures),
@@ -333,7 +370,8 @@ def _run_tune(options: SweepOptions, sweep_dir: Path, data_dir: Path, space: Any
         )
         each = f" × {workers} Ray Train workers" if workers > 1 else ""
         log(f"{concurrency} trial(s) at a time, {options.cpus_per_trial:g} CPU and "
-            f"{options.gpus_per_trial:g} GPU each{each}; Tune folder {tune_dir / run_name}")
+            f"{options.gpus_per_trial:g} GPU each{each}; Tune folder "
+            f"{store.uri_of('tune/' + run_name) if store else tune_dir / run_name}")
         # Tune's own hint on Ctrl-C ("resume with Tuner.restore") is not how a sweep resumes: see run_sweep
         logging.getLogger("ray.tune.tune").setLevel(logging.ERROR)
         tuner.fit()
@@ -344,7 +382,7 @@ def trial_dirname(trial: Any) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def _summary(sweep_dir: Path, records: list[dict[str, Any]], objectives: Sequence[Objective], dashboard: str,
+def _summary(where: str, records: list[dict[str, Any]], objectives: Sequence[Objective], dashboard: str,
              log: Callable[[str], None]) -> dict[str, Any]:
     from ntg.search.driver import front_ids
 
@@ -352,8 +390,8 @@ def _summary(sweep_dir: Path, records: list[dict[str, Any]], objectives: Sequenc
     front = front_ids(records, objectives)
     log(f"{len(records)} trials" + "".join(f", {n} {s}" for s, n in counts.items() if n)
         + f"; front ({', '.join(o.name for o in objectives)}): {len(front)} trial(s) {', '.join(front)}")
-    log(f"next: ntg pareto {sweep_dir}    study: optuna-dashboard {dashboard}")
-    return {"sweep_dir": str(sweep_dir), "trials": len(records), "counts": counts, "front": front,
+    log(f"next: ntg pareto {where}    study: optuna-dashboard {dashboard}")
+    return {"sweep_dir": where, "trials": len(records), "counts": counts, "front": front,
             "dashboard": f"optuna-dashboard {dashboard}"}
 
 
