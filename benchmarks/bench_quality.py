@@ -101,16 +101,41 @@ def _fit(gen: Any, train: Any, val: Any, task: dict[str, Any]) -> float:
     return time.perf_counter() - started
 
 
+def _generator_dir(task: dict[str, Any]) -> Path:
+    """Where a quality cell keeps its fitted generator, for the augmentation cell of the same split to reuse."""
+    return Path(task["path"]).parent.parent / "generators" / f"{task['dataset']}-s{task['seed']}-{task['family']}"
+
+
+def _fit_config(task: dict[str, Any]) -> dict[str, Any]:
+    """The settings a fitted generator depends on (the dataset and, for neural families, epochs and device)."""
+    return {k: v for k, v in task["config"].items() if k not in ("fractions", "seeds")}
+
+
+def _fitted_or_fit(task: dict[str, Any], train: Any, val: Any) -> tuple[Any, float | None]:
+    """The quality cell's generator of this split when it was fitted with the same settings, else a new fit."""
+    from ntg.models.base import create_generator, load_generator
+    from ntg.utils.io import read_json
+
+    folder = _generator_dir(task)
+    if (folder / "bench-config.json").exists() and read_json(folder / "bench-config.json") == _fit_config(task):
+        return load_generator(folder), None
+    gen = create_generator(task["family"])
+    return gen, _fit(gen, train, val, task)
+
+
 def quality_cell(task: dict[str, Any]) -> dict[str, Any]:
     """Fit one default family on one prepared split and score it with the fast profile on the test split."""
     from ntg.data.dataset import PreparedDataset
     from ntg.evaluation.fast import fast_scores
     from ntg.models.base import create_generator
     from ntg.training.runs import train_inputs
+    from ntg.utils.io import write_json
 
     started, dataset, gen = time.perf_counter(), PreparedDataset.load(task["data"]), create_generator(task["family"])
     train, val = train_inputs(dataset, gen.n_packets)
     fit_s = _fit(gen, train, val, task)
+    gen.save_pretrained(_generator_dir(task))
+    write_json(_generator_dir(task) / "bench-config.json", _fit_config(task))
     scores = fast_scores(gen, dataset, split="test", seed=0, classifier_options={"n_jobs": 1})
     log = gen.fit_log_ or {}
     ratio = scores["tstr_f1"] / scores["trtr_f1"] if scores["trtr_f1"] else None
@@ -127,9 +152,9 @@ def augmentation_cell(task: dict[str, Any]) -> dict[str, Any]:
     from ntg.models.base import create_generator
     from ntg.training.runs import train_inputs
 
-    started, dataset, gen = time.perf_counter(), PreparedDataset.load(task["data"]), create_generator(task["family"])
-    train, val = train_inputs(dataset, gen.n_packets)
-    fit_s = _fit(gen, train, val, task)
+    started, dataset = time.perf_counter(), PreparedDataset.load(task["data"])
+    train, val = train_inputs(dataset, create_generator(task["family"]).n_packets)
+    gen, fit_s = _fitted_or_fit(task, train, val)  # fit_s None: the quality cell's generator was reused
 
     def factory(subset: Any, seed: int) -> Any:  # a fresh default generator, seeded like evaluate's refits
         fresh = create_generator(task["family"], seed=seed) if seed else create_generator(task["family"])
@@ -187,7 +212,8 @@ def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any]) -> list
         config = {"dataset_key": ds.meta.get("cache_key"), **neural}
         if kind == "augmentation":
             config.update(fractions=list(args.aug_fractions), seeds=list(args.aug_seeds))
-        cost = len(ds.train) * (100 if family in GENAI else 1) * (2 if kind == "augmentation" else 1)
+        # augmentation after the quality cells, so that it finds their fitted generators (seed 0)
+        cost = len(ds.train) * (100 if family in GENAI else 1) * (0.5 if kind == "augmentation" else 1)
         tasks.append({"kind": kind, "dataset": name, "seed": seed, "family": family, "data": str(ds.root),
                       "epochs": args.epochs, "device": args.device, "fractions": list(args.aug_fractions),
                       "aug_seeds": list(args.aug_seeds), "config": config, "cost": cost,
@@ -245,7 +271,8 @@ def _attempt(fn: Any, *args: Any) -> tuple[Any, str | None]:
 
 def progress_line(r: dict[str, Any], started: float, note: str = "") -> str:
     head = f"[{time.perf_counter() - started:7.1f} s] {r['kind']} {r['dataset']} s{r['seed']} {r['family']}:"
-    tail = f"fit {r['fit_s']:.1f} s, cell {r['cell_s']:.1f} s{' (' + note + ')' if note else ''}"
+    fit = "generator of the quality cell" if r["fit_s"] is None else f"fit {r['fit_s']:.1f} s"
+    tail = f"{fit}, cell {r['cell_s']:.1f} s{' (' + note + ')' if note else ''}"
     if r["kind"] == "augmentation":
         rows = {x["method"]: x["macro_f1"]["mean"] for x in r["augmentation"]["rows"]}
         return f"{head} " + ", ".join(f"{m} {_f(v)}" for m, v in rows.items()) + f"; {tail}"

@@ -225,3 +225,17 @@ def test_fits_a_small_real_subset(iot_small) -> None:
     lo, hi = real.payload[real.mask].min(), real.payload[real.mask].max()
     assert flows.payload[flows.mask].min() >= min(lo, train.payload[train.mask].min())
     assert flows.payload.max() <= max(hi, train.payload.max())
+
+
+
+def test_class_values_are_fitted_and_can_be_turned_off(trained: DiffusionGenerator) -> None:
+    """The generator keeps the class values of its training packets (redrawing is tested in test_tokenizer);
+    ``class_values=False`` samples the plain continuous decoding."""
+    assert trained.values_ is not None and trained.values_.values is not None
+    trained.class_values = False
+    try:
+        plain = trained.sample(100, label="bulk", seed=4)
+    finally:
+        trained.class_values = True
+    redrawn = trained.sample(100, label="bulk", seed=4)
+    assert np.array_equal(plain.n_packets, redrawn.n_packets) and np.array_equal(plain.direction, redrawn.direction)

@@ -143,3 +143,21 @@ def test_class_values_survive_json(flows):
     a = tok.decode(torch.as_tensor(packet), torch.as_tensor(iat), 10, torch.Generator().manual_seed(3), ids)
     b = again.decode(torch.as_tensor(packet), torch.as_tensor(iat), 10, torch.Generator().manual_seed(3), ids)
     assert np.array_equal(a.payload, b.payload) and np.array_equal(a.iat, b.iat)
+
+
+def test_redraw_in_bins_moves_invented_values_onto_the_class_s_own(flows):
+    """A continuous generator's values (here: every long-class size shifted by 1 byte, times by 3 %) keep their
+    bins and take sizes and times the class has."""
+    ids = _class_ids(flows)
+    tok = PacketTokenizer.fit(flows, 10, n_size_bins=4, class_ids=ids)
+    long = flows.take(ids == 1)
+    invented = long.take(np.arange(len(long)))
+    invented.payload[:] = np.where(invented.mask, np.minimum(invented.payload + 1, 1399), 0)
+    invented.iat[:] = invented.iat * 1.03
+    before_bins = tok.size_bin(invented.payload[invented.mask])
+    tok.redraw_in_bins(invented, np.ones(len(invented), np.int64), np.random.default_rng(0))
+    real = set(long.payload[long.mask].tolist())
+    assert set(invented.payload[invented.mask].tolist()) <= real
+    assert np.array_equal(tok.size_bin(invented.payload[invented.mask]), before_bins)
+    got, seen = invented.iat[:, 1:][invented.mask[:, 1:]], long.iat[:, 1:][long.mask[:, 1:]]
+    assert seen.min() * 0.99 <= got.min() and got.max() <= seen.max() * 1.01

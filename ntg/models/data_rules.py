@@ -55,13 +55,15 @@ def default_batch_size(n_train: int) -> int:
     return batch
 
 
-def resolve_train_config(config: TrainConfig, n_train: int) -> tuple[TrainConfig, list[str]]:
+def resolve_train_config(config: TrainConfig, n_train: int, epochs: tuple[int, int] = (LARGE_EPOCHS, SMALL_EPOCHS)
+                         ) -> tuple[TrainConfig, list[str]]:
     """``config`` with ``epochs``, ``batch_size`` and ``selection`` decided for ``n_train`` training flows where
-    the user left them unset, and a note naming what was decided (empty when nothing was)."""
+    the user left them unset, and a note naming what was decided (empty when nothing was). ``epochs`` is the
+    family's ``(large, small)`` default (``NeuralGenerator.default_epochs``)."""
     small = small_data(n_train)
     decided = {}
     if config.epochs is None:
-        decided["epochs"] = SMALL_EPOCHS if small else LARGE_EPOCHS
+        decided["epochs"] = epochs[1] if small else epochs[0]
     if config.batch_size is None:
         decided["batch_size"] = default_batch_size(n_train)
     if config.selection == "auto":

@@ -28,6 +28,7 @@ from ntg.models.empirical import training_packets
 from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec
 from ntg.models.neural import NeuralGenerator
 from ntg.models.settings import spec
+from ntg.models.tokenizer import PacketTokenizer
 
 SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory)
 
@@ -134,6 +135,7 @@ class DiffusionGenerator(NeuralGenerator):
         "sampling_steps": spec("DDIM steps when sampling (at most timesteps)", 1),
         "guidance_scale": spec("classifier-free guidance strength (0: unconditional)", 0),
         "eta": spec("DDIM noise (0: deterministic given the start noise)", 0),
+        "class_values": spec("redraw each decoded size and time from the class's training values in its bin"),
     }
 
     def __init__(
@@ -151,6 +153,7 @@ class DiffusionGenerator(NeuralGenerator):
         guidance_scale: float = 3.0,
         eta: float = 0.0,
         sample_precision: str = "auto",
+        class_values: bool = True,
     ) -> None:
         super().__init__(n_packets, seed)
         self._init_settings(locals())
@@ -160,12 +163,14 @@ class DiffusionGenerator(NeuralGenerator):
             raise NtgError(f"diffusion: model.sampling_steps={sampling_steps} must be at most "
                            f"model.timesteps={timesteps}")
         self.codec_: FlowMatrixCodec | None = None
+        self.values_: PacketTokenizer | None = None  # bins and class values of the training packets
 
     # ------------------------------------------------------------------ NeuralGenerator
     def prepare(self, train: FlowTable) -> None:
         train = training_packets(train, self.n_packets, self.family)
         self._learn_classes(train)
         self.codec_ = FlowMatrixCodec.fit(train, self.n_packets)
+        self.values_ = PacketTokenizer.fit(train, self.n_packets, class_ids=self.class_ids(train.labels))
         self.module = self.build_module()
 
     def build_module(self) -> DiffusionModel:
@@ -211,13 +216,19 @@ class DiffusionGenerator(NeuralGenerator):
         finally:
             self.module.train(was_training)
         matrix = np.concatenate(chunks) if chunks else np.zeros((0, self.n_packets, N_CHANNELS), np.float32)
-        return self.codec_.decode(matrix)
+        flows = self.codec_.decode(matrix)
+        if self.class_values and self.values_ is not None:
+            self.values_.redraw_in_bins(flows, class_ids, np.random.default_rng([int(rng_seed), 1]))
+        return flows
 
     # ------------------------------------------------------------------ persistence
     def learnt_metadata(self) -> dict[str, Any]:
         assert self.codec_ is not None
-        return {**super().learnt_metadata(), "codec": self.codec_.to_dict()}
+        values = {"values": self.values_.to_dict()} if self.values_ is not None else {}
+        return {**super().learnt_metadata(), "codec": self.codec_.to_dict(), **values}
 
     def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
         super().set_learnt_metadata(meta)
         self.codec_ = FlowMatrixCodec.from_dict(meta["codec"])
+        values = meta.get("values")  # absent in generators saved before class values
+        self.values_ = PacketTokenizer.from_dict(values) if values is not None else None

@@ -27,6 +27,7 @@ from torch import nn
 
 from ntg.data.schema import FlowTable
 from ntg.models.base import Generator
+from ntg.models.data_rules import LARGE_EPOCHS, SMALL_EPOCHS
 from ntg.models.fitting import Reporter, TrainConfig, TrainResult, train_generator
 from ntg.models.settings import spec
 
@@ -66,6 +67,8 @@ class NeuralGenerator(Generator):
     #: whether ``sample_precision="auto"`` picks bf16 on hardware with native bf16 matmuls: true where the
     #: family's sampling time is in matmuls (measured by benchmarks/bench_sample_precision.py)
     bf16_sampling_helps: bool = True
+    #: epochs when ``train.epochs`` is unset: (large training sets, small ones); see :mod:`ntg.models.data_rules`
+    default_epochs: ClassVar[tuple[int, int]] = (LARGE_EPOCHS, SMALL_EPOCHS)
 
     @abstractmethod
     def prepare(self, train: FlowTable) -> None:

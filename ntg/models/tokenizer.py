@@ -232,6 +232,19 @@ class PacketTokenizer:
         seconds, found = self.values.iat_values(cls, iat[rows, cols], rng)
         cpu["iat"][rows[found], cols[found]] = seconds[found]
 
+    def redraw_in_bins(self, flows: FlowTable, class_ids: np.ndarray, rng: np.random.Generator) -> None:
+        """Replace, in place, each packet's payload and iat by a draw from the class's values in the bins they
+        fall in (continuous generators: their values keep their bins and take the class's typical values)."""
+        if self.values is None:
+            return
+        width = flows.payload.shape[1]
+        mask = flows.mask
+        arrays = {"payload": flows.payload, "direction": flows.direction, "iat": flows.iat}
+        size = self.size_bin(flows.payload)
+        iat = np.where(mask, self.iat_bin(flows.iat), 0)
+        iat[:, 0] = 0
+        self._decode_values(arrays, mask, size, iat[:, :width], class_ids, rng)
+
     # ------------------------------------------------------------------ persistence
     def to_dict(self) -> dict[str, Any]:
         state = {
