@@ -204,7 +204,9 @@ def prepare_all(args: argparse.Namespace) -> dict[tuple[str, int], Any]:
 def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any]) -> list[dict[str, Any]]:
     """Every cell as a task, longest first (neural families on the largest training splits)."""
     tasks = []
-    wanted = [("quality", d, s, f) for d in args.datasets for s in args.seeds for f in args.families]
+    skip = {tuple(x.split(":", 1)) for x in args.exclude}
+    wanted = [("quality", d, s, f) for d in args.datasets for s in args.seeds for f in args.families
+              if (d, f) not in skip]
     wanted += [("augmentation", d, 0, f) for d in args.aug_datasets for f in args.aug_families]
     for kind, name, seed, family in wanted:
         ds = prepared[name, seed]
@@ -432,6 +434,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--datasets", nargs="*", default=list(DATASETS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="split seeds")
     p.add_argument("--families", nargs="*", default=list(FAMILIES))
+    p.add_argument("--exclude", nargs="*", default=[], metavar="DATASET:FAMILY",
+                   help="quality cells to leave out, e.g. iot-sentinel:diffusion (too slow for a CPU run)")
     p.add_argument("--aug-datasets", nargs="*", default=["iot-sentinel"],
                    help="datasets of the augmentation experiment ('none' or nothing: no augmentation)")
     p.add_argument("--aug-families", nargs="*", default=list(AUG_FAMILIES))

@@ -10,7 +10,7 @@ the decision into the run's notes, and a user who sets a value gets exactly that
 ``batch_size``         256                                         the largest power of two giving at least
                                                                    ``MIN_STEPS_PER_EPOCH`` steps per epoch
                                                                    (16..256)
-``epochs``             20                                          12
+``epochs``             20 (diffusion: 60)                          12 (diffusion: 60)
 ``selection``          ``val_loss``: keep the weights of the best  ``last``: keep the last epoch's weights; the
                        validation loss, stop after ``patience``    validation loss is logged, not used
                        epochs without improvement

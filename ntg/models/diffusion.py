@@ -123,6 +123,11 @@ class DiffusionModel(nn.Module):
 class DiffusionGenerator(NeuralGenerator):
     """Class-conditioned DDPM on the flow matrix with a DiT-style denoiser (about 1.5 M parameters)."""
 
+    #: a denoiser needs many more updates than the autoregressive families and does not memorise in 60 passes
+    #: (ndpi-pcaps: TSTR/TRTR 0.61 after 12 epochs, 0.84–0.90 after 60; iot-sentinel: 0.50 after 30, 0.63 after
+    #: 60 with the validation loss still falling; benchmarks/bench_quality.py)
+    default_epochs = (60, 60)
+
     SETTINGS: ClassVar[dict[str, Any]] = {
         "d_model": spec("width of the denoiser (a multiple of n_heads)", 1),
         "n_layers": spec("denoiser blocks", 1),

@@ -185,8 +185,8 @@ def train_field(default: Any, help: str, low: float | None = None, high: float |
 class TrainConfig:
     """Hyperparameters of the one training loop (JSON-serialisable, all with defaults, validated on creation)."""
 
-    epochs: int | None = train_field(None, "passes over the training flows (default: 20, or 12 on small "
-                                     "training sets; ntg/models/data_rules.py)", 1)
+    epochs: int | None = train_field(None, "passes over the training flows (default: by family and training-set "
+                                     "size, see ntg/models/data_rules.py)", 1)
     batch_size: int | None = train_field(None, "flows per optimiser step (default: 256, or smaller on small "
                                          "training sets; ntg/models/data_rules.py)", 1)
     lr: float = train_field(1e-3, "peak AdamW learning rate", 0, open_low=True)
