@@ -199,6 +199,35 @@ class TwoNodeCluster:
 
         return str(JobSubmissionClient(self.dashboard).get_job_status(job_id).value)
 
+    def node_ids(self) -> tuple[str, str]:
+        """(head node id, second node id) of the alive nodes, from Ray's State API."""
+        from ray.util.state import list_nodes
+
+        nodes = list_nodes(address=self.dashboard, filters=[("state", "=", "ALIVE")])
+        head = [n.node_id for n in nodes if n.is_head_node]
+        others = [n.node_id for n in nodes if not n.is_head_node]
+        assert len(head) == 1 and len(others) == 1, nodes
+        return head[0], others[0]
+
+    def kill_worker(self) -> None:
+        """The second node dies at once, as a machine that loses power: SIGKILL to its ``ray start --block``
+        process and every process under it (raylet, agents and the worker processes, which sit in process
+        groups of their own), found by walking the process tree of that one ``ray start``; the head lives on."""
+        import psutil
+
+        proc = self.procs[1]
+        try:
+            tree = [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]
+        except psutil.NoSuchProcess:
+            tree = []
+        for p in tree:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(tree, timeout=10)
+        proc.wait(timeout=10)
+
     def stop(self) -> None:
         for proc in reversed(self.procs):
             _stop(proc)

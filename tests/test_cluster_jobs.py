@@ -5,7 +5,8 @@ finalizer even when a test fails. What is checked: a sweep job is stopped mid-wa
 ``--resume`` (the resubmission SUCCEEDED, the sweep reaches its trial count, every trial finished before the
 stop is kept, trials ran on both nodes, its front is in the sweep folder); a GPU asked of a CPU-only cluster
 fails fast in one line; ``ntg train --workers 2`` trains across the two nodes into a run folder whose generator
-samples like an in-process one.
+samples like an in-process one. A trial whose node dies mid-training (a cluster of its own, second node killed)
+is retried on the head from its epoch checkpoint and the sweep reaches its trial count.
 """
 
 from __future__ import annotations
@@ -175,3 +176,83 @@ def test_trial_with_two_ray_train_workers_joins_the_front(cluster, iot_small, tm
     assert (sweep_dir / record["generator_dir"] / "model.safetensors").is_file()
     assert f"front (fidelity, flops_per_flow): 1 trial(s) {record['trial_id']}" in done.stdout
     assert list((sweep_dir / "tune" / "train").glob("ddp-*")), "the Train run is named after the Tune trial"
+
+
+LOST_NODE_SPACE = """
+families:
+  transformer:
+    model:
+      d_model: {type: categorical, choices: [16, 24]}
+      n_layers: 1
+      n_heads: 2
+      mlp_hidden: {type: int, low: 16, high: 64, step: 8}
+    train:
+      epochs: 16
+      max_train_flows: 400
+      batch_size: 64
+"""
+
+
+def _trial_running_on(nodes: TwoNodeCluster, node_id: str, run_dir: Path, epochs: int) -> Path | None:
+    """The Tune folder of a trial that reported an epoch (so it has a checkpoint) from a process alive on
+    ``node_id`` and has half its epochs or more left (a margin for a loaded machine): Tune puts each result's
+    ``pid`` in ``result.json``; the State API says which node each alive actor's process is on."""
+    from ray.util.state import list_actors
+
+    pids = {a.pid for a in list_actors(address=nodes.dashboard,
+                                       filters=[("state", "=", "ALIVE"), ("node_id", "=", node_id)], detail=True,
+                                       raise_on_missing_output=False)}
+    for folder in run_dir.glob("trial_*"):
+        lines = (folder / "result.json").read_text().splitlines() if (folder / "result.json").is_file() else []
+        try:
+            last = json.loads(lines[-1]) if lines else None
+        except ValueError:  # being written
+            continue
+        mid_training = last and not last.get("ntg_done") and last["training_iteration"] <= epochs // 2
+        if mid_training and last.get("pid") in pids:
+            return folder
+    return None
+
+
+def test_trial_on_a_lost_node_is_retried_and_the_sweep_goes_on(iot_small, tmp_path):
+    nodes = TwoNodeCluster()  # a cluster of its own: this test kills its second node
+    driver = None
+    try:
+        head_id, worker_id = nodes.node_ids()
+        space = tmp_path / "tf.yaml"
+        space.write_text(LOST_NODE_SPACE)
+        sweep_dir = tmp_path / "lost-node"
+        log = tmp_path / "driver.log"
+        with open(log, "wb") as out:  # the driver connects to the head's raylet (Ray prefers the head)
+            driver = subprocess.Popen([NTG, "sweep", "--space", str(space), "--data", str(iot_small.root),
+                                       "--trials", "3", "--out", str(sweep_dir), "--cpus-per-trial", "1",
+                                       "--concurrency", "2", "--address", nodes.address],
+                                      stdout=out, stderr=subprocess.STDOUT, env=nodes.env)
+        victim, deadline = None, time.monotonic() + 240
+        while victim is None and time.monotonic() < deadline:
+            assert driver.poll() is None, log.read_text()[-3000:]
+            victim = _trial_running_on(nodes, worker_id, sweep_dir / "tune" / "run-1", epochs=16)
+            time.sleep(0.5)
+        assert victim is not None, "no trial was caught mid-training on the second node:\n" + log.read_text()[-3000:]
+        nodes.kill_worker()
+        started = time.monotonic()
+        assert driver.wait(timeout=400) == 0, log.read_text()[-3000:]
+        print(f"the sweep finished {time.monotonic() - started:.0f} s after the node died")
+        output = log.read_text()
+        assert "[3/3]" in output
+
+        records = _records(sweep_dir)
+        assert len(records) == 3 and all(r["status"] in ("complete", "infeasible") for r in records.values())
+        number = json.loads((victim / "params.json").read_text())["trial_number"]
+        (retried,) = [r for r in records.values() if r["number"] == number]
+        # the trial cut on the dead node ran again on the head, from the epoch checkpoint it had reported
+        assert retried["status"] == "complete" and retried["node_id"] == head_id, retried
+        assert retried["metrics"]["resumed_from_epoch"] >= 1, retried["metrics"]
+        assert "Failure # 1" in (victim / "error.txt").read_text()  # Tune's record of the failure it retried
+        print(f"{victim.name} (trial {number}) retried on the head from epoch "
+              f"{retried['metrics']['resumed_from_epoch']} of {retried['metrics']['epochs']}")
+    finally:
+        if driver is not None and driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        nodes.stop()
