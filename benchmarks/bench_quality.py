@@ -21,17 +21,30 @@ TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR �
 ≥ 0.95 wherever markov ≥ 0.90 (N/A elsewhere); (d) diffusion ≥ markov on iot-sentinel; (e) ``privacy_ok`` (copy
 rate ≤ natural + margin, median DCR ≥ 0.5 × the hold-out's) on every split seed of every family.
 
-Measured 2026-12-02 on the shared 2-core CPU machine (one worker; a CI run used the other core), main at 90fb0c9:
-``--datasets ndpi-pcaps requet --aug-datasets none --jobs 1`` took 10.2 min (ndpi-pcaps and requet × 3 split seeds ×
-7 families: transformer 11–18 s per fit, SSM 34–59 s, diffusion 11–15 s plus 30 s of sampling). Results in
-``results/quality.{json,md,png}``; iot-sentinel (split seed 0) in ``results/quality-iot-s0.*``. No GPU was lent.
+Measured 2026-12-02 on the shared 2-core CPU machine, main at 94a040c. The command was
+``--jobs 2 --exclude iot-sentinel:diffusion --aug-families markov transformer ssm``. It took 33 min, reusing 39
+cells (13 neural fits) from an earlier run of the same code; a cold run takes about 40 min. Per fit: transformer
+11–16 s on the small sets and 200–450 s on iot-sentinel; SSM 34–53 s and 680–780 s; diffusion 60–75 s (60
+epochs) on the small sets, and about 850 s on iot-sentinel. Results are in ``results/quality.{json,md,png}``.
+No GPU was lent.
 
-* ndpi-pcaps (1,066 training flows, 15 classes): transformer 0.980 ± 0.020 TSTR/TRTR against markov's 0.910 ± 0.030,
-  fidelity 0.215 vs 0.217, privacy ok on 3/3 seeds (median DCR 1.43 vs 1.20 for held-out flows; the Markov chain's
-  0.32 fails the privacy gate on every seed: it replays near-copies). SSM 0.919 ± 0.128, diffusion 0.613 ± 0.062.
-  The per-packet ``marginals`` baseline scores 1.004: on this set the classes are told apart by per-packet sizes.
-* requet (728 flows, 5 classes): saturated. TRTR is 1.000 and every generator reaches 0.986–1.000, so target (b)
-  cannot be met there; the fidelity score moves by ±0.29 between split seeds (seed 0's test split).
+* iot-sentinel (10,342 training flows, 29 classes), TSTR/TRTR with fidelity in brackets:
+  - transformer 0.910 ± 0.017 (0.090) and SSM 0.853 ± 0.022 (0.098), against markov 0.785 ± 0.009 (0.108);
+  - privacy ok on every seed (copy rate 0.28 against a natural 0.46);
+  - diffusion, split seed 0 only (run separately: 14 min per fit): 0.626, fidelity 0.179.
+* ndpi-pcaps (1,066 flows, 15 classes):
+  - transformer 0.980 ± 0.020, fidelity 0.215, against markov's 0.910 ± 0.030 and 0.217, with privacy ok on
+    3/3 seeds: median DCR 1.43, where held-out flows are at 1.20;
+  - the Markov chain replays near-copies: its DCR of 0.32 fails the privacy gate on every seed;
+  - SSM 0.919 ± 0.128 and diffusion 0.833 ± 0.057;
+  - the per-packet ``marginals`` baseline scores 1.004: on this set the classes are told apart by per-packet
+    sizes.
+* requet (721 flows, 5 classes): saturated. TRTR is 1.000 and every generator scores 0.97–1.00, so target (b)
+  cannot be met there, and the fidelity score moves by ±0.29 between split seeds.
+* Augmentation, iot-sentinel with 1 % of the real training flows, RF macro-F1:
+  - real only 0.230, SMOTE 0.229, hand-crafted 0.231, all real 0.634;
+  - generators fitted on the full split: markov 0.377, transformer 0.422, ssm 0.425;
+  - refitted on the 1 % alone: 0.22–0.23, no gain, for the networks and for the chain.
 
 Investigation: why the networks did not generalise across captures (ndpi-pcaps, split seeds 0–2, transformer)
 
@@ -53,10 +66,17 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
 4. Hence the data rules in ``ntg/models/data_rules.py``, applied by the loop in ``fit``: below 4,096 training
    flows, batch by size (at least 16 steps per epoch), 12 epochs, last weights kept, validation loss only logged.
    Large sets (iot-sentinel) keep batch 256, 20 epochs and early stopping.
-5. Not solved: the SSM on ndpi-pcaps (0.919 ± 0.128, one seed at 0.795) trains to a lower loss in the same
-   budget (1.8 vs 2.4) and would need its own budget. The diffusion family is at 0.61 on ndpi-pcaps and 0.986 on
-   requet; its continuous matrix decoding has no class-conditional values yet. Class-level failures were not
-   broken down (per-class F1 is in ``ntg evaluate``'s report).
+5. The diffusion family was under-trained, not blurred by its decoding. It does not memorise within 60 passes:
+   copy rate 0.000 on ndpi-pcaps, and its validation loss was still falling at epoch 60 on iot-sentinel. 60
+   epochs raised ndpi-pcaps from 0.61 to 0.83 and iot-sentinel from 0.50 to 0.63, hence its own default
+   (``DiffusionGenerator.default_epochs``). Redrawing its decoded values from the class's values in their bins
+   added 0.01 on top (0.828 → 0.840 on seed 0).
+6. Not solved:
+   - The SSM on ndpi-pcaps (0.919 ± 0.128, one seed at 0.795) reaches a lower training loss in the same budget
+     (1.8 against 2.4) and would need its own budget.
+   - Diffusion is below the Markov chain everywhere.
+   - A refit on 1 % of iot-sentinel (about 4 flows per class, 8 steps per epoch) learns too little to help.
+   - Class-level failures were not broken down; per-class F1 is in ``ntg evaluate``'s report.
 """
 
 from __future__ import annotations
