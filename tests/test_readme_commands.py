@@ -5,7 +5,9 @@ The commands run in order in one temporary folder (the README's relative paths: 
 (argparse keeps the last value): one epoch on a few hundred flows, one split seed, the Random Forest only (the
 augmentation still refits the generator on each low-data fraction: the path where a rare class once went
 missing), two sweep trials. ``./my-captures`` and ``./captures`` are a few nDPI test captures (the README's
-"your captures").
+"your captures"). A command that names a bucket (``s3://my-bucket/...``) talks to a real local S3 server
+(moto's, started on first use, bucket created) through the URI's ``endpoint_override`` query, with test
+credentials: the same client code as against AWS.
 """
 
 from __future__ import annotations
@@ -17,10 +19,13 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from conftest import DATASETS, REPO
+from s3_server import CREDENTIALS, boto_client, s3_server
 
 pytestmark = pytest.mark.slow
 
@@ -89,12 +94,39 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return work
 
 
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[Callable[[str], str]]:
+    """``endpoint(bucket)``: the address of one local S3 server (started on the first call) holding ``bucket``."""
+    with ExitStack() as stack:
+        state: dict[str, str] = {}
+
+        def endpoint(bucket: str) -> str:
+            if "address" not in state:
+                state["address"] = stack.enter_context(s3_server())
+            client = boto_client(state["address"])
+            if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+                client.create_bucket(Bucket=bucket)
+            return state["address"]
+
+        yield endpoint
+
+
+def _to_local_s3(argv: list[str], endpoint: Callable[[str], str]) -> list[str]:
+    """``s3://BUCKET/...`` arguments pointed at the local server."""
+    out = []
+    for arg in argv:
+        if arg.startswith("s3://"):
+            arg = f"{arg}?endpoint_override={endpoint(arg[5:].split('/')[0])}&scheme=http"
+        out.append(arg)
+    return out
+
+
 @pytest.mark.parametrize("command", all_commands(), ids=lambda c: " ".join(c[1:4]))
-def test_command_runs_as_written(command: list[str], workdir: Path) -> None:
+def test_command_runs_as_written(command: list[str], workdir: Path, s3_endpoint: Callable[[str], str]) -> None:
     env = {**os.environ, "NTG_DATA_ROOT": str(DATASETS), "NTG_CACHE": str(workdir / "home" / "cache"),
            "HOME": str(workdir / "home"), "PYTHONWARNINGS": "ignore", "RAY_AUTH_MODE": "disabled",
-           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    argv = [*command[1:], *BUDGETS.get(command[1], [])]
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **CREDENTIALS}
+    argv = _to_local_s3([*command[1:], *BUDGETS.get(command[1], [])], s3_endpoint)
     result = subprocess.run([sys.executable, "-m", "ntg.cli", *argv], capture_output=True, text=True, env=env,
                             cwd=workdir, timeout=1200)
     assert result.returncode == 0, f"{shlex.join(command)}\n{result.stderr[-3000:]}"
