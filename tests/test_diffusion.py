@@ -55,7 +55,7 @@ def constructed() -> FlowTable:
 @pytest.fixture(scope="module")
 def trained(constructed: FlowTable) -> DiffusionGenerator:
     gen = DiffusionGenerator(**SMALL, seed=1)
-    config = TrainConfig(epochs=12, batch_size=64, lr=3e-3, val_fraction=0.1, patience=12, seed=0)
+    config = TrainConfig(epochs=30, batch_size=64, lr=3e-3, val_fraction=0.1, patience=30, seed=0)
     gen.fit(constructed, train_config=config)
     return gen
 
@@ -81,7 +81,8 @@ def test_loss_falls_clearly_on_constructed_classes(constructed: FlowTable) -> No
     before = _mean_loss(gen, constructed)
     gen.fit(constructed, train_config=TrainConfig(epochs=6, batch_size=64, lr=3e-3, val_fraction=0.0))
     after = _mean_loss(gen, constructed)
-    assert after < 0.5 * before, (before, after)
+    # analog bits: the iat bits of exponential times are noise the model cannot predict, so the loss floor is high
+    assert after < 0.8 * before, (before, after)
     history = gen.training_result_.history
     assert history[-1].train_loss < history[0].train_loss
 
@@ -216,7 +217,7 @@ def test_fits_a_small_real_subset(iot_small) -> None:
     before = _mean_loss(gen, iot_small.val)
     gen.fit(train, iot_small.val, train_config=TrainConfig(epochs=3, batch_size=128, lr=3e-3))
     after = _mean_loss(gen, iot_small.val)
-    assert after < 0.6 * before, (before, after)
+    assert after < 0.8 * before, (before, after)
     label = gen.classes_[0]
     flows = gen.sample(100, label, seed=0)
     flows.validate()
@@ -239,3 +240,17 @@ def test_class_values_are_fitted_and_can_be_turned_off(trained: DiffusionGenerat
         trained.class_values = True
     redrawn = trained.sample(100, label="bulk", seed=4)
     assert np.array_equal(plain.n_packets, redrawn.n_packets) and np.array_equal(plain.direction, redrawn.direction)
+
+
+def test_bits_by_default_matrix_on_request_and_for_generators_saved_before_bits(
+        trained: DiffusionGenerator, constructed: FlowTable) -> None:
+    assert trained.space == "bits" and trained.module.n_channels == trained.bits_.n_channels > 4
+    gen = DiffusionGenerator(**SMALL, space="matrix", seed=0)
+    gen.fit(constructed, train_config=TrainConfig(epochs=2, batch_size=64, val_fraction=0.0))
+    assert gen.module.n_channels == 4 and gen.bits_ is None
+    gen.sample(20, "bulk", seed=0).validate()
+    meta = gen.learnt_metadata()
+    meta.pop("space")  # as saved before analog bits existed
+    old = DiffusionGenerator(**SMALL, seed=0)  # their config has no "space": the constructor says bits
+    old.set_learnt_metadata(meta)
+    assert old.space == "matrix" and old.bits_ is None

@@ -28,8 +28,10 @@ from ntg.models.empirical import training_packets
 from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec
 from ntg.models.neural import NeuralGenerator
 from ntg.models.settings import spec
+from ntg.models.token_bits import TokenBitsCodec
 from ntg.models.tokenizer import PacketTokenizer
 
+SPACES = ("bits", "matrix")
 SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory)
 
 
@@ -47,6 +49,7 @@ class DiffusionModel(nn.Module):
     def __init__(
         self,
         n_positions: int,
+        n_channels: int,
         n_classes: int,
         d_model: int,
         n_layers: int,
@@ -58,10 +61,11 @@ class DiffusionModel(nn.Module):
     ) -> None:
         super().__init__()
         self.n_classes = n_classes
+        self.n_channels = n_channels
         self.timesteps = timesteps
         self.label_dropout = label_dropout
         self.denoiser = PacketDenoiser(
-            n_positions, N_CHANNELS, n_classes, d_model, n_layers, n_heads, mlp_ratio, dropout
+            n_positions, n_channels, n_classes, d_model, n_layers, n_heads, mlp_ratio, dropout
         )
         self.register_buffer("alpha_bar", cosine_alpha_bar(timesteps).float(), persistent=False)
 
@@ -103,7 +107,7 @@ class DiffusionModel(nn.Module):
     ) -> torch.Tensor:
         """DDIM from pure noise to a clean ``(B, N, F)`` matrix in ``[-1, 1]``."""
         device = class_id.device
-        x = torch.randn((len(class_id), n_positions, N_CHANNELS), generator=generator, device=device)
+        x = torch.randn((len(class_id), n_positions, self.n_channels), generator=generator, device=device)
         times = torch.linspace(self.timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
         alpha_bar = cosine_alpha_bar(self.timesteps)  # float64, whatever the module's dtype
         for i, t in enumerate(times):
@@ -141,6 +145,8 @@ class DiffusionGenerator(NeuralGenerator):
         "guidance_scale": spec("classifier-free guidance strength (0: unconditional)", 0),
         "eta": spec("DDIM noise (0: deterministic given the start noise)", 0),
         "class_values": spec("redraw each decoded size and time from the class's training values in its bin"),
+        "space": spec("what is diffused: 'bits' (analog bits of the packet tokens) or 'matrix' (scaled values)",
+                      choices=SPACES),
     }
 
     def __init__(
@@ -155,10 +161,11 @@ class DiffusionGenerator(NeuralGenerator):
         timesteps: int = 1000,
         label_dropout: float = 0.1,
         sampling_steps: int = 50,
-        guidance_scale: float = 3.0,
+        guidance_scale: float = 1.5,
         eta: float = 0.0,
         sample_precision: str = "auto",
         class_values: bool = True,
+        space: str = "bits",
     ) -> None:
         super().__init__(n_packets, seed)
         self._init_settings(locals())
@@ -169,6 +176,7 @@ class DiffusionGenerator(NeuralGenerator):
                            f"model.timesteps={timesteps}")
         self.codec_: FlowMatrixCodec | None = None
         self.values_: PacketTokenizer | None = None  # bins and class values of the training packets
+        self.bits_: TokenBitsCodec | None = None  # space="bits": the analog-bit layout of values_'s tokens
 
     # ------------------------------------------------------------------ NeuralGenerator
     def prepare(self, train: FlowTable) -> None:
@@ -176,6 +184,7 @@ class DiffusionGenerator(NeuralGenerator):
         self._learn_classes(train)
         self.codec_ = FlowMatrixCodec.fit(train, self.n_packets)
         self.values_ = PacketTokenizer.fit(train, self.n_packets, class_ids=self.class_ids(train.labels))
+        self.bits_ = TokenBitsCodec(self.values_, self.n_packets) if self.space == "bits" else None
         self.module = self.build_module()
 
     def build_module(self) -> DiffusionModel:
@@ -184,6 +193,7 @@ class DiffusionGenerator(NeuralGenerator):
             torch.manual_seed(self.seed)
             return DiffusionModel(
                 n_positions=self.n_packets,
+                n_channels=self.bits_.n_channels if self.bits_ is not None else N_CHANNELS,
                 n_classes=len(self.classes_),
                 d_model=self.d_model,
                 n_layers=self.n_layers,
@@ -196,8 +206,9 @@ class DiffusionGenerator(NeuralGenerator):
 
     def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
         assert self.codec_ is not None and self.classes_ is not None, "call prepare() first"
+        codec = self.bits_ if self.bits_ is not None else self.codec_
         return {
-            "x0": torch.from_numpy(self.codec_.encode(flows)),
+            "x0": torch.from_numpy(codec.encode(flows)),
             "class_id": torch.as_tensor(self.class_ids(flows.labels)),
         }
 
@@ -220,7 +231,10 @@ class DiffusionGenerator(NeuralGenerator):
                 chunks.append(x.float().cpu().numpy())
         finally:
             self.module.train(was_training)
-        matrix = np.concatenate(chunks) if chunks else np.zeros((0, self.n_packets, N_CHANNELS), np.float32)
+        channels = self.module.n_channels
+        matrix = np.concatenate(chunks) if chunks else np.zeros((0, self.n_packets, channels), np.float32)
+        if self.bits_ is not None:
+            return self.bits_.decode(matrix, class_ids, rng_seed)
         flows = self.codec_.decode(matrix)
         if self.class_values and self.values_ is not None:
             self.values_.redraw_in_bins(flows, class_ids, np.random.default_rng([int(rng_seed), 1]))
@@ -230,10 +244,12 @@ class DiffusionGenerator(NeuralGenerator):
     def learnt_metadata(self) -> dict[str, Any]:
         assert self.codec_ is not None
         values = {"values": self.values_.to_dict()} if self.values_ is not None else {}
-        return {**super().learnt_metadata(), "codec": self.codec_.to_dict(), **values}
+        return {**super().learnt_metadata(), "codec": self.codec_.to_dict(), "space": self.space, **values}
 
     def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
         super().set_learnt_metadata(meta)
         self.codec_ = FlowMatrixCodec.from_dict(meta["codec"])
         values = meta.get("values")  # absent in generators saved before class values
         self.values_ = PacketTokenizer.from_dict(values) if values is not None else None
+        self.space = meta.get("space", "matrix")  # generators saved before analog bits diffused the matrix
+        self.bits_ = TokenBitsCodec(self.values_, self.n_packets) if self.space == "bits" and self.values_ else None
