@@ -1,13 +1,23 @@
-"""Diffusion generator: DDPM over the normalised ``N x F`` traffic matrix, sampled with DDIM.
+"""Diffusion generator: DDPM over a per-packet ``N x C`` matrix, sampled with DDIM.
 
-The flow's first ``N`` packets form a small 2-D "image" (:mod:`ntg.models.flow_matrix`: direction, presence,
-payload and inter-arrival channels per packet position), as in arXiv 2603.25507. Training adds Gaussian noise
-on a cosine schedule and teaches :class:`~ntg.models.denoiser.PacketDenoiser` to predict ``v``
-(``sqrt(ab)·eps − sqrt(1−ab)·x0``), dropping the class label with probability ``label_dropout`` so one
-network is both conditional and unconditional. Sampling runs ``sampling_steps`` DDIM steps with
-classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single network pass per step);
-``sample_precision`` "bfloat16" (or "auto" on hardware with native bf16) runs the denoiser on a bf16 copy of the
-weights; the DDIM update stays float32.
+What is diffused (``space``):
+
+* ``"bits"`` (default): the analog bits of the packet tokens that the autoregressive families use
+  (:mod:`ntg.models.token_bits`: presence, direction, Gray-coded size and iat bins), so decoded flows hit the
+  exact sizes a device sends and the class's own values inside range bins.
+* ``"matrix"``: the scaled sizes and times (:mod:`ntg.models.flow_matrix`), as in arXiv 2603.25507.
+
+Measured on iot-sentinel, split seed 0, 60 epochs: bits reach fidelity 0.091 where the matrix reaches 0.129
+(Markov 0.110), TSTR/TRTR 0.786 against 0.700 (``benchmarks/bench_quality.py``).
+
+Training adds Gaussian noise on a cosine schedule and teaches :class:`~ntg.models.denoiser.PacketDenoiser` to
+predict ``v`` (``sqrt(ab)·eps − sqrt(1−ab)·x0``), dropping the class label with probability ``label_dropout``
+so one network is both conditional and unconditional. Sampling runs ``sampling_steps`` DDIM steps with
+classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single network pass per step). The
+default of 1.5 was measured: 3.0 pushed every class to its modes and cost 0.1–0.2 TSTR/TRTR on ndpi-pcaps
+(0.91 at 1.0 and 1.5, 0.71 at 3.0), while iot-sentinel's 29 classes need some guidance (0.65 at 1.0, 0.79 at
+1.5). ``sample_precision`` "bfloat16" (or "auto" on hardware with native bf16) runs the denoiser on a bf16 copy
+of the weights; the DDIM update stays float32.
 """
 
 from __future__ import annotations
