@@ -21,29 +21,30 @@ TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR �
 ≥ 0.95 wherever markov ≥ 0.90 (N/A elsewhere); (d) diffusion ≥ markov on iot-sentinel; (e) ``privacy_ok`` (copy
 rate ≤ natural + margin, median DCR ≥ 0.5 × the hold-out's) on every split seed of every family.
 
-Measured 2026-12-02 on the shared 2-core CPU machine, main at 94a040c. The command was
-``--jobs 2 --exclude iot-sentinel:diffusion --aug-families markov transformer ssm``. It took 33 min, reusing 39
-cells (13 neural fits) from an earlier run of the same code; a cold run takes about 40 min. Per fit: transformer
-11–16 s on the small sets and 200–450 s on iot-sentinel; SSM 34–53 s and 680–780 s; diffusion 60–75 s (60
-epochs) on the small sets, and about 850 s on iot-sentinel. Results are in ``results/quality.{json,md,png}``.
+Measured 2026-12-02 on the shared 2-core CPU machine. The command was ``--jobs 2 --aug-families markov
+transformer ssm diffusion``. It took 34 min, recomputing the 9 diffusion cells (analog bits, guidance 1.5) and
+reusing the other cells from an earlier run of the same code; a cold run takes about 70 min (estimated from the
+cell times). Per fit: transformer 11–16 s on the small sets and 200–450 s on iot-sentinel; SSM 34–53 s and
+680–780 s; diffusion 60–75 s (60 epochs) on the small sets and 620–690 s on iot-sentinel, whose cells also spend
+about 6 min sampling and scoring. Results are in ``results/quality.{json,md,png}``.
 No GPU was lent.
 
 * iot-sentinel (10,342 training flows, 29 classes), TSTR/TRTR with fidelity in brackets:
   - transformer 0.910 ± 0.017 (0.090) and SSM 0.853 ± 0.022 (0.098), against markov 0.785 ± 0.009 (0.108);
   - privacy ok on every seed (copy rate 0.28 against a natural 0.46);
-  - diffusion, split seed 0 only (run separately: 14 min per fit): 0.626, fidelity 0.179.
+  - diffusion 0.759 ± 0.022 (0.092): second-best fidelity, but TSTR/TRTR below the chain (0.786, 0.733, 0.758).
 * ndpi-pcaps (1,066 flows, 15 classes):
   - transformer 0.980 ± 0.020, fidelity 0.215, against markov's 0.910 ± 0.030 and 0.217, with privacy ok on
     3/3 seeds: median DCR 1.43, where held-out flows are at 1.20;
   - the Markov chain replays near-copies: its DCR of 0.32 fails the privacy gate on every seed;
-  - SSM 0.919 ± 0.128 and diffusion 0.833 ± 0.057;
+  - SSM 0.919 ± 0.128 (0.224) and diffusion 0.918 ± 0.030 (0.215), privacy ok 3/3;
   - the per-packet ``marginals`` baseline scores 1.004: on this set the classes are told apart by per-packet
     sizes.
 * requet (721 flows, 5 classes): saturated. TRTR is 1.000 and every generator scores 0.97–1.00, so target (b)
   cannot be met there, and the fidelity score moves by ±0.29 between split seeds.
 * Augmentation, iot-sentinel with 1 % of the real training flows, RF macro-F1:
   - real only 0.230, SMOTE 0.229, hand-crafted 0.231, all real 0.634;
-  - generators fitted on the full split: markov 0.377, transformer 0.422, ssm 0.425;
+  - generators fitted on the full split: markov 0.377, transformer 0.422, ssm 0.425, diffusion 0.362;
   - refitted on the 1 % alone: 0.22–0.23, no gain, for the networks and for the chain.
 
 Investigation: why the networks did not generalise across captures (ndpi-pcaps, split seeds 0–2, transformer)
@@ -69,12 +70,22 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
 5. The diffusion family was under-trained, not blurred by its decoding. It does not memorise within 60 passes:
    copy rate 0.000 on ndpi-pcaps, and its validation loss was still falling at epoch 60 on iot-sentinel. 60
    epochs raised ndpi-pcaps from 0.61 to 0.83 and iot-sentinel from 0.50 to 0.63, hence its own default
-   (``DiffusionGenerator.default_epochs``). Redrawing its decoded values from the class's values in their bins
-   added 0.01 on top (0.828 → 0.840 on seed 0).
-6. Not solved:
-   - The SSM on ndpi-pcaps (0.919 ± 0.128, one seed at 0.795) reaches a lower training loss in the same budget
-     (1.8 against 2.4) and would need its own budget.
-   - Diffusion is below the Markov chain everywhere.
+   (``DiffusionGenerator.default_epochs``).
+6. Then its guidance was too strong and its space too blurred (fits saved once, sampled with several guidance
+   scales; split seed 0 unless said):
+   - Guidance 3.0 pushed every class to its modes. On ndpi-pcaps the continuous matrix scored 0.945 at guidance
+     1.0, 0.907 at 2.0, 0.84 at 3.0 and 0.79 at 5.0, with fidelity 0.17 → 0.29. iot-sentinel's 29 classes need
+     some guidance: 0.65 at 1.0, 0.79 at 1.5 (analog bits). The default is now 1.5.
+   - Diffusing the analog bits of the packet tokens (``ntg/models/token_bits.py``: presence, direction,
+     Gray-coded size and iat bins) instead of scaled values puts sizes back on the exact values a device sends.
+     On iot-sentinel at guidance 1.5, fidelity 0.091 against 0.140 for the matrix, TSTR/TRTR 0.786 against 0.70.
+     On ndpi-pcaps the two spaces are level within the seed spread.
+7. Not solved:
+   - The SSM on ndpi-pcaps has a wide spread between seeds (one at 0.795). It reaches a lower training loss in
+     the same budget (1.8 against 2.4), but fewer epochs do not help: 8 epochs gave 0.784, 0.961 and 0.925
+     (mean 0.890 against 0.919 at 12), fidelity 0.227 against 0.224.
+   - Diffusion on iot-sentinel is level with the Markov chain on split seed 0 but not on the mean (below), at
+     about 11 min per CPU fit. Guidance between 1.5 and 2.5 was not measured there over several seeds.
    - A refit on 1 % of iot-sentinel (about 4 flows per class, 8 steps per epoch) learns too little to help.
    - Class-level failures were not broken down; per-class F1 is in ``ntg evaluate``'s report.
 """
