@@ -64,3 +64,13 @@ def test_noisy_matrices_decode_to_valid_flows_in_the_training_range(codec: Token
     real = flows.payload[flows.mask]
     assert real.min() <= decoded.payload[decoded.mask].min() and decoded.payload.max() <= real.max()
     assert np.all(decoded.iat[:, 0] == 0) and np.all(decoded.iat >= 0)
+
+
+def test_without_class_ids_values_are_drawn_uniformly_in_their_bins(codec: TokenBitsCodec, flows) -> None:
+    matrix = codec.encode(flows)
+    labels = np.unique(flows.labels, return_inverse=True)[1]
+    plain, own = codec.decode(matrix, None, seed=3), codec.decode(matrix, labels, seed=3)
+    np.testing.assert_array_equal(plain.length, own.length)
+    tok = codec.tokenizer
+    np.testing.assert_array_equal(tok.size_bin(plain.payload[plain.mask]), tok.size_bin(own.payload[own.mask]))
+    assert not np.array_equal(plain.payload, own.payload)

@@ -244,7 +244,7 @@ class DiffusionGenerator(NeuralGenerator):
         channels = self.module.n_channels
         matrix = np.concatenate(chunks) if chunks else np.zeros((0, self.n_packets, channels), np.float32)
         if self.bits_ is not None:
-            return self.bits_.decode(matrix, class_ids, rng_seed)
+            return self.bits_.decode(matrix, class_ids if self.class_values else None, rng_seed)
         flows = self.codec_.decode(matrix)
         if self.class_values and self.values_ is not None:
             self.values_.redraw_in_bins(flows, class_ids, np.random.default_rng([int(rng_seed), 1]))

@@ -74,8 +74,9 @@ class TokenBitsCodec:
         out[..., 1:] *= present[..., None]
         return out
 
-    def decode(self, matrix: np.ndarray, class_ids: np.ndarray, seed: int) -> FlowTable:
-        """A valid FlowTable from a sampled ``(n, N, C)`` matrix (class values drawn with ``seed``)."""
+    def decode(self, matrix: np.ndarray, class_ids: np.ndarray | None, seed: int) -> FlowTable:
+        """A valid FlowTable from a sampled ``(n, N, C)`` matrix; in-bin values drawn with ``seed``, from the
+        class's own values where ``class_ids`` are given, else uniformly in the bin."""
         tok = self.tokenizer
         present = matrix[..., 0] > 0
         present[:, 0] = True
@@ -86,4 +87,4 @@ class TokenBitsCodec:
         packet = np.where(present, direction * tok.n_size + size, tok.eos)
         generator = torch.Generator().manual_seed(int(seed))
         return tok.decode(torch.from_numpy(packet), torch.from_numpy(iat), self.n_packets, generator,
-                          class_ids=np.asarray(class_ids))
+                          class_ids=None if class_ids is None else np.asarray(class_ids))
