@@ -254,3 +254,23 @@ def test_bits_by_default_matrix_on_request_and_for_generators_saved_before_bits(
     old = DiffusionGenerator(**SMALL, seed=0)  # their config has no "space": the constructor says bits
     old.set_learnt_metadata(meta)
     assert old.space == "matrix" and old.bits_ is None
+
+
+def test_self_conditioning_trains_samples_and_reloads(constructed: FlowTable, tmp_path) -> None:
+    gen = DiffusionGenerator(**SMALL, self_condition=True, seed=0)
+    gen.fit(constructed, train_config=TrainConfig(epochs=2, batch_size=64, val_fraction=0.0))
+    plain = DiffusionGenerator(**SMALL, seed=0)
+    plain.prepare(constructed)
+    # the denoiser reads the noisy bits and its previous estimate of the clean ones
+    assert gen.module.denoiser.input.in_features == 2 * plain.module.denoiser.input.in_features
+    gen.save_pretrained(tmp_path / "sc")
+    loaded = load_generator(tmp_path / "sc")
+    assert loaded.self_condition
+    a, b = gen.sample(30, "chat", seed=3), loaded.sample(30, "chat", seed=3)
+    a.validate()
+    np.testing.assert_array_equal(a.payload, b.payload)
+    meta = plain.learnt_metadata()
+    meta.pop("self_condition")  # as saved before self-conditioning existed
+    old = DiffusionGenerator(**SMALL, self_condition=True, seed=0)
+    old.set_learnt_metadata(meta)
+    assert not old.self_condition

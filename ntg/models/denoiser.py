@@ -5,7 +5,8 @@ position embedding). The diffusion time and the class (index ``n_classes`` is th
 classifier-free guidance) form one conditioning vector that modulates every block through adaptive
 LayerNorm with zero-initialised gates (adaLN-Zero, as in DiT). With N ≤ 32 tokens the whole network is a few
 small matrix products per step, which trains and samples faster on CPU than a conv U-Net over the tiny
-``N x F`` grid and lets every packet attend to every other.
+``N x F`` grid and lets every packet attend to every other. With ``self_condition`` the input also holds the
+previous estimate of the clean matrix (*Analog Bits*, Chen et al. 2023), zeros when there is none yet.
 """
 
 from __future__ import annotations
@@ -71,12 +72,14 @@ class PacketDenoiser(nn.Module):
         n_heads: int = 4,
         mlp_ratio: float = 4.0,
         dropout: float = 0.0,
+        self_condition: bool = False,
     ) -> None:
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         self.d_model = d_model
-        self.input = nn.Linear(n_features, d_model)
+        self.self_condition = self_condition
+        self.input = nn.Linear(n_features * (2 if self_condition else 1), d_model)
         self.position = nn.Parameter(torch.zeros(1, n_positions, d_model))
         self.time_mlp = nn.Sequential(nn.Linear(d_model, d_model), nn.SiLU(), nn.Linear(d_model, d_model))
         self.class_embedding = nn.Embedding(n_classes + 1, d_model)  # last row: unconditional
@@ -102,7 +105,12 @@ class PacketDenoiser(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, class_id: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, t: torch.Tensor, class_id: torch.Tensor, x0_estimate: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``x0_estimate`` (self-conditioning only): the previous estimate of the clean matrix, zeros if none."""
+        if self.self_condition:
+            x = torch.cat([x, torch.zeros_like(x) if x0_estimate is None else x0_estimate.to(x.dtype)], dim=-1)
         cond = self.time_mlp(timestep_embedding(t, self.d_model).to(x.dtype)) + self.class_embedding(class_id)
         h = self.input(x) + self.position[:, : x.shape[1]]
         for block in self.blocks:
