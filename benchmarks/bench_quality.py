@@ -83,9 +83,15 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
 7. Not solved:
    - The SSM on ndpi-pcaps has a wide spread between seeds (one at 0.795). It reaches a lower training loss in
      the same budget (1.8 against 2.4), but fewer epochs do not help: 8 epochs gave 0.784, 0.961 and 0.925
-     (mean 0.890 against 0.919 at 12), fidelity 0.227 against 0.224.
+     (mean 0.890 against 0.919 at 12), fidelity 0.227 against 0.224. More do not either: 16 epochs gave 0.982,
+     0.879 and 1.039 (mean 0.967) but fidelity 0.223 and it starts to copy: copy rate 0.056–0.070 against a
+     margin of 0.061, median DCR 0.37–0.55 against hold-out 0.82–1.63 (privacy fails on 2 of 3 seeds). Between
+     12 and 16 passes the SSM goes from realistic to memorised on a thousand flows.
    - Diffusion on iot-sentinel is level with the Markov chain on split seed 0 but not on the mean (below), at
-     about 11 min per CPU fit. Guidance between 1.5 and 2.5 was not measured there over several seeds.
+     about 11 min per CPU fit. On seed 0, one saved fit sampled at guidance 1.5 / 2.0 / 2.5 scored 0.786 /
+     0.793 / 0.785 with fidelity 0.091 / 0.108 / 0.126, and DDIM noise eta=1 0.772 (0.144): stronger guidance
+     trades fidelity for little TSTR. Self-conditioning (``self_condition=True``) scored 0.781 (0.102) at 1.5
+     and 0.810 (0.127) at 2.0 on the same seed: level, not adopted.
    - A refit on 1 % of iot-sentinel (about 4 flows per class, 8 steps per epoch) learns too little to help.
    - Class-level failures were not broken down; per-class F1 is in ``ntg evaluate``'s report.
 """
