@@ -90,8 +90,10 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
    - Diffusion on iot-sentinel is level with the Markov chain on split seed 0 but not on the mean (below), at
      about 11 min per CPU fit. On seed 0, one saved fit sampled at guidance 1.5 / 2.0 / 2.5 scored 0.786 /
      0.793 / 0.785 with fidelity 0.091 / 0.108 / 0.126, and DDIM noise eta=1 0.772 (0.144): stronger guidance
-     trades fidelity for little TSTR. Self-conditioning (``self_condition=True``) scored 0.781 (0.102) at 1.5
-     and 0.810 (0.127) at 2.0 on the same seed: level, not adopted.
+     trades fidelity for little TSTR. Self-conditioning (``self_condition=True``, guidance 1.5, seeds 0–2) lifts
+     iot-sentinel to 0.781 / 0.780 / 0.789 (mean 0.783, fidelity 0.106; Markov 0.785, 0.108) but drops
+     ndpi-pcaps to 0.851 / 0.958 / 0.828 (0.879 against 0.918) and requet to 0.983 (0.992): not adopted; at
+     guidance 2.0 iot-sentinel gives 0.810 / 0.772 / 0.805 (0.796) with fidelity 0.131, worse than Markov.
    - A refit on 1 % of iot-sentinel (about 4 flows per class, 8 steps per epoch) learns too little to help.
    - Class-level failures were not broken down; per-class F1 is in ``ntg evaluate``'s report.
 """

@@ -17,9 +17,9 @@ classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single net
 default of 1.5 was measured: 3.0 pushed every class to its modes and cost 0.1–0.2 TSTR/TRTR on ndpi-pcaps
 (0.91 at 1.0 and 1.5, 0.71 at 3.0), while iot-sentinel's 29 classes need some guidance (0.65 at 1.0, 0.79 at
 1.5). ``self_condition`` feeds the denoiser its previous estimate of the clean bits (*Analog Bits*); it is off
-by default because it measured level, not better, on iot-sentinel split seed 0 (TSTR/TRTR 0.781 against 0.786,
-fidelity 0.102 against 0.091 at guidance 1.5; 0.810 against 0.793 at guidance 2.0, with fidelity 0.127 against
-0.108), at the same training time. ``sample_precision`` "bfloat16" (or "auto" on hardware with native bf16)
+by default because, over split seeds 0–2 at guidance 1.5, it helped one set and hurt another: iot-sentinel
+TSTR/TRTR 0.783 against 0.759 (fidelity 0.106 against 0.092), ndpi-pcaps 0.879 against 0.918, requet 0.983
+against 0.992, at the same training time. ``sample_precision`` "bfloat16" (or "auto" on hardware with native bf16)
 runs the denoiser on a bf16 copy of the weights; the DDIM update stays float32.
 """
 
