@@ -78,7 +78,6 @@ class DiffusionModel(nn.Module):
         self.n_channels = n_channels
         self.timesteps = timesteps
         self.label_dropout = label_dropout
-        self.self_condition = self_condition
         self.denoiser = PacketDenoiser(
             n_positions, n_channels, n_classes, d_model, n_layers, n_heads, mlp_ratio, dropout, self_condition
         )
@@ -94,7 +93,7 @@ class DiffusionModel(nn.Module):
         drop = torch.rand(b, device=x0.device) < self.label_dropout
         class_id = torch.where(drop, torch.full_like(class_id, self.n_classes), class_id)
         estimate = None
-        if self.self_condition and torch.rand(()) < 0.5:  # half the batches learn to refine their own estimate
+        if self.denoiser.self_condition and torch.rand(()) < 0.5:  # half the batches learn to refine their own estimate
             with torch.no_grad():
                 v = self.denoiser(xt, t, class_id).float()
                 estimate = (ab.sqrt() * xt - (1 - ab).sqrt() * v).clamp(-1.0, 1.0)
@@ -139,13 +138,14 @@ class DiffusionModel(nn.Module):
         x = torch.randn((len(class_id), n_positions, self.n_channels), generator=generator, device=device)
         times = torch.linspace(self.timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
         alpha_bar = cosine_alpha_bar(self.timesteps)  # float64, whatever the module's dtype
-        x0 = torch.zeros_like(x)
+        estimate = None  # a self-conditioned denoiser reads zeros before its first estimate
         for i, t in enumerate(times):
             ab = alpha_bar[t].item()
             ab_prev = alpha_bar[times[i + 1]].item() if i + 1 < len(times) else 1.0
-            estimate = x0 if self.self_condition else None
             v = self.predict_v(x, t, class_id, guidance_scale, estimate)
             x0 = (math.sqrt(ab) * x - math.sqrt(1 - ab) * v).clamp(-1.0, 1.0)
+            if self.denoiser.self_condition:
+                estimate = x0
             eps = (x - math.sqrt(ab) * x0) / math.sqrt(max(1 - ab, 1e-12))
             sigma = eta * math.sqrt(max((1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev), 0.0))
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
@@ -278,8 +278,7 @@ class DiffusionGenerator(NeuralGenerator):
     def learnt_metadata(self) -> dict[str, Any]:
         assert self.codec_ is not None
         values = {"values": self.values_.to_dict()} if self.values_ is not None else {}
-        return {**super().learnt_metadata(), "codec": self.codec_.to_dict(), "space": self.space,
-                "self_condition": self.self_condition, **values}
+        return {**super().learnt_metadata(), "codec": self.codec_.to_dict(), "space": self.space, **values}
 
     def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
         super().set_learnt_metadata(meta)
@@ -287,5 +286,4 @@ class DiffusionGenerator(NeuralGenerator):
         values = meta.get("values")  # absent in generators saved before class values
         self.values_ = PacketTokenizer.from_dict(values) if values is not None else None
         self.space = meta.get("space", "matrix")  # generators saved before analog bits diffused the matrix
-        self.self_condition = meta.get("self_condition", False)  # and had no self-conditioning
         self.bits_ = TokenBitsCodec(self.values_, self.n_packets) if self.space == "bits" and self.values_ else None
