@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 from ray_cluster import free_ports
 
+from ntg.models.checkpoints import CHECKPOINT_VERSION, readable_checkpoint
 from ntg.search.records import load_trial_records
-from ntg.search.sweep import STUDY_NAME, SweepOptions, run_sweep
+from ntg.search.sweep import STUDY_NAME, SweepOptions, last_checkpoint, run_sweep
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(600)]
 REPO = Path(__file__).resolve().parents[1]
@@ -258,7 +259,8 @@ def test_trial_cut_mid_training_resumes_from_its_last_epoch_checkpoint(iot_small
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 180
-        while not list(out.glob("tune/run-1/trial_*/checkpoint_00000[2-9]/checkpoint.pt")):
+        # a whole one: killed while Tune copies the newest, the sweep resumes from the one before (test below)
+        while not any(map(readable_checkpoint, out.glob("tune/run-1/trial_*/checkpoint_00000[2-9]/checkpoint.pt"))):
             assert proc.poll() is None and time.monotonic() < deadline, "no third epoch checkpoint"
             time.sleep(0.1)
         os.kill(proc.pid, signal.SIGKILL)
@@ -272,6 +274,21 @@ def test_trial_cut_mid_training_resumes_from_its_last_epoch_checkpoint(iot_small
     (record,) = load_trial_records(out)
     assert record["status"] == "complete" and record["metrics"]["resumed_from_epoch"] >= 3
     assert record["metrics"]["epochs"] == 40
+
+
+def test_a_checkpoint_cut_while_being_copied_is_passed_over_for_the_one_before(tmp_path):
+    import torch
+
+    trial = tmp_path / "tune" / "run-1" / "trial_0"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({"trial_number": 4}))
+    for epoch in (1, 2):
+        (trial / f"checkpoint_00000{epoch}").mkdir()
+        torch.save({"version": CHECKPOINT_VERSION, "epoch": epoch}, trial / f"checkpoint_00000{epoch}/checkpoint.pt")
+    newest = trial / "checkpoint_000002" / "checkpoint.pt"
+    assert last_checkpoint(tmp_path, 4) == newest and last_checkpoint(tmp_path, 5) is None
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])
+    assert last_checkpoint(tmp_path, 4) == trial / "checkpoint_000001" / "checkpoint.pt"
 
 
 def test_sweep_never_writes_into_a_dataset_folder_or_a_local_folder_named_after_a_uri(iot_small, tmp_path, monkeypatch):

@@ -83,6 +83,16 @@ def _read(path: Path) -> dict[str, Any]:
     return state
 
 
+def readable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a whole checkpoint of this format: one cut while being copied (Tune persists a
+    trial's checkpoint folder by a plain copy, not a rename) is not."""
+    try:
+        _read(path)
+    except NtgError:
+        return False
+    return True
+
+
 def load_checkpoint(path: Path, config: TrainConfig, gen: NeuralGenerator) -> dict[str, Any]:
     """The checkpoint at ``path``, refused unless it was written for this generator and these settings."""
     state = _read(path)

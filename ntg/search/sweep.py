@@ -143,8 +143,12 @@ def make_sampler(name: str, seed: int, concurrency: int) -> Any:
 
 
 def last_checkpoint(sweep_dir: Path, number: int) -> Path | None:
-    """The newest epoch checkpoint that the Tune trial of Optuna trial ``number`` left (None if none)."""
-    from ntg.models.fitting import CHECKPOINT_FILE
+    """The newest whole epoch checkpoint that the Tune trial of Optuna trial ``number`` left (None if none).
+
+    A driver killed while Tune copied the newest one into the trial folder leaves it cut short; the one
+    before it (Tune deletes it only once the new one is registered) is where the trial resumes then.
+    """
+    from ntg.models.checkpoints import CHECKPOINT_FILE, readable_checkpoint
     from ntg.utils.io import read_json
 
     for params in sorted((sweep_dir / "tune").glob("run-*/trial_*/params.json"), reverse=True):
@@ -153,8 +157,8 @@ def last_checkpoint(sweep_dir: Path, number: int) -> Path | None:
                 continue
         except ValueError:  # cut while being written
             continue
-        found = sorted(params.parent.glob(f"checkpoint_*/{CHECKPOINT_FILE}"))
-        return found[-1] if found else None
+        found = sorted(params.parent.glob(f"checkpoint_*/{CHECKPOINT_FILE}"), reverse=True)
+        return next((path for path in found if readable_checkpoint(path)), None)
     return None
 
 

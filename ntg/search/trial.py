@@ -173,8 +173,9 @@ def where() -> dict[str, Any]:
 def _restore_checkpoint(config: Mapping[str, Any], work_dir: Path) -> None:
     """Put the loop's checkpoint into ``work_dir``: Tune's (a restored trial) or the one a killed sweep left
     (``resume_checkpoint``); one that does not load (cut while being copied) is ignored: the trial restarts."""
-    import torch
     from ray import tune
+
+    from ntg.models.checkpoints import readable_checkpoint
 
     restored = tune.get_checkpoint()
     if restored is not None:
@@ -183,11 +184,7 @@ def _restore_checkpoint(config: Mapping[str, Any], work_dir: Path) -> None:
                 shutil.copy2(Path(folder) / CHECKPOINT_FILE, work_dir / CHECKPOINT_FILE)
         return
     source = Path(config.get("resume_checkpoint") or "")
-    if source.is_file():
-        try:
-            torch.load(source, map_location="cpu", weights_only=False)
-        except Exception:  # noqa: BLE001  (any unreadable file means: start afresh)
-            return
+    if source.is_file() and readable_checkpoint(source):
         shutil.copy2(source, work_dir / CHECKPOINT_FILE)
 
 
