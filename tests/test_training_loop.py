@@ -162,6 +162,20 @@ def test_data_rules_by_training_set_size():
     assert resolve_train_config(TrainConfig(), 728)[0].batch_size == 32
 
 
+def test_diffusion_trains_its_whole_budget_on_large_sets_and_a_set_value_is_kept():
+    from ntg.models.base import generator_class
+    from ntg.models.data_rules import SMALL_DATA_FLOWS, resolve_train_config
+
+    family = generator_class("diffusion")
+    large, _ = resolve_train_config(TrainConfig(), SMALL_DATA_FLOWS, family.default_epochs, family.default_selection)
+    assert (large.epochs, large.selection) == (120, "last")
+    small, _ = resolve_train_config(TrainConfig(), 1066, family.default_epochs, family.default_selection)
+    assert (small.epochs, small.selection) == (60, "last")
+    given, _ = resolve_train_config(TrainConfig(selection="val_loss", epochs=30), SMALL_DATA_FLOWS,
+                                    family.default_epochs, family.default_selection)
+    assert (given.epochs, given.selection) == (30, "val_loss")
+
+
 def test_without_validation_table_holds_out_val_fraction(split):
     train, _ = split
     gen = TinyMLP()

@@ -225,7 +225,7 @@ def train_generator(
     train, val, notes = split_train_val(train, val, config.val_fraction, config.max_train_flows, config.seed)
     if len(train) == 0:
         raise NtgError("no training flows: the training table is empty")
-    config, decided = resolve_train_config(config, len(train), gen.default_epochs)
+    config, decided = resolve_train_config(config, len(train), gen.default_epochs, gen.default_selection)
     notes = [*notes, *decided]
     run = _start(gen, train, val, config, reporter)
     train_data = _encode(gen, train, "training")

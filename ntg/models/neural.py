@@ -69,6 +69,8 @@ class NeuralGenerator(Generator):
     bf16_sampling_helps: bool = True
     #: epochs when ``train.epochs`` is unset: (large training sets, small ones); see :mod:`ntg.models.data_rules`
     default_epochs: ClassVar[tuple[int, int]] = (LARGE_EPOCHS, SMALL_EPOCHS)
+    #: weights kept when ``train.selection`` is auto: (large training sets, small ones); same rules
+    default_selection: ClassVar[tuple[str, str]] = ("val_loss", "last")
 
     @abstractmethod
     def prepare(self, train: FlowTable) -> None:
