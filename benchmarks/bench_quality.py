@@ -21,18 +21,20 @@ TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR �
 ≥ 0.95 wherever markov ≥ 0.90 (N/A elsewhere); (d) diffusion ≥ markov on iot-sentinel; (e) ``privacy_ok`` (copy
 rate ≤ natural + margin, median DCR ≥ 0.5 × the hold-out's) on every split seed of every family.
 
-Measured 2026-12-02 on the shared 2-core CPU machine. The command was ``--jobs 2 --aug-families markov
-transformer ssm diffusion``. It took 34 min, recomputing the 9 diffusion cells (analog bits, guidance 1.5) and
-reusing the other cells from an earlier run of the same code; a cold run takes about 70 min (estimated from the
-cell times). Per fit: transformer 11–16 s on the small sets and 200–450 s on iot-sentinel; SSM 34–53 s and
-680–780 s; diffusion 60–75 s (60 epochs) on the small sets and 620–690 s on iot-sentinel, whose cells also spend
-about 6 min sampling and scoring. Results are in ``results/quality.{json,md,png}``.
+Measured 2026-12-03 on the shared 2-core CPU machine. The command was ``--jobs 2 --aug-families markov
+transformer ssm diffusion``. It took 45 min, recomputing the 3 iot-sentinel diffusion cells (120 epochs, last
+weights) and reusing the other cells from earlier runs of the same code; a cold run takes about 75 min (the cell
+times add up to 144 min over 2 workers). Per fit: transformer 11–16 s on the small sets and 200–450 s on
+iot-sentinel; SSM 34–53 s and 680–780 s; diffusion 60–75 s (60 epochs) on the small sets and 990–1,020 s (120
+epochs) on iot-sentinel, whose cells also spend about 6 min sampling and scoring. Results are in
+``results/quality.{json,md,png}``.
 No GPU was lent.
 
 * iot-sentinel (10,342 training flows, 29 classes), TSTR/TRTR with fidelity in brackets:
   - transformer 0.910 ± 0.017 (0.090) and SSM 0.853 ± 0.022 (0.098), against markov 0.785 ± 0.009 (0.108);
   - privacy ok on every seed (copy rate 0.28 against a natural 0.46);
-  - diffusion 0.759 ± 0.022 (0.092): second-best fidelity, but TSTR/TRTR below the chain (0.786, 0.733, 0.758).
+  - diffusion 0.845 ± 0.021 (0.085): 0.839, 0.822 and 0.873 on the three seeds, the best fidelity of all
+    families, privacy ok 3/3 (copy rate 0.21, median DCR 0.13 against 0.05 for held-out flows).
 * ndpi-pcaps (1,066 flows, 15 classes):
   - transformer 0.980 ± 0.020, fidelity 0.215, against markov's 0.910 ± 0.030 and 0.217, with privacy ok on
     3/3 seeds: median DCR 1.43, where held-out flows are at 1.20;
@@ -44,7 +46,7 @@ No GPU was lent.
   cannot be met there, and the fidelity score moves by ±0.29 between split seeds.
 * Augmentation, iot-sentinel with 1 % of the real training flows, RF macro-F1:
   - real only 0.230, SMOTE 0.229, hand-crafted 0.231, all real 0.634;
-  - generators fitted on the full split: markov 0.377, transformer 0.422, ssm 0.425, diffusion 0.362;
+  - generators fitted on the full split: markov 0.377, transformer 0.422, ssm 0.425, diffusion 0.404;
   - refitted on the 1 % alone: 0.22–0.23, no gain, for the networks and for the chain.
 
 Investigation: why the networks did not generalise across captures (ndpi-pcaps, split seeds 0–2, transformer)
@@ -87,15 +89,24 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
      0.879 and 1.039 (mean 0.967) but fidelity 0.223 and it starts to copy: copy rate 0.056–0.070 against a
      margin of 0.061, median DCR 0.37–0.55 against hold-out 0.82–1.63 (privacy fails on 2 of 3 seeds). Between
      12 and 16 passes the SSM goes from realistic to memorised on a thousand flows.
-   - Diffusion on iot-sentinel is level with the Markov chain on split seed 0 but not on the mean (below), at
-     about 11 min per CPU fit. On seed 0, one saved fit sampled at guidance 1.5 / 2.0 / 2.5 scored 0.786 /
-     0.793 / 0.785 with fidelity 0.091 / 0.108 / 0.126, and DDIM noise eta=1 0.772 (0.144): stronger guidance
-     trades fidelity for little TSTR. Self-conditioning (``self_condition=True``, guidance 1.5, seeds 0–2) lifts
-     iot-sentinel to 0.781 / 0.780 / 0.789 (mean 0.783, fidelity 0.106; Markov 0.785, 0.108) but drops
-     ndpi-pcaps to 0.851 / 0.958 / 0.828 (0.879 against 0.918) and requet to 0.983 (0.992): not adopted; at
-     guidance 2.0 iot-sentinel gives 0.810 / 0.772 / 0.805 (0.796) with fidelity 0.131, worse than Markov.
+   - (Solved in item 8.) Diffusion on iot-sentinel with 60 epochs was level with the Markov chain on split seed 0 but
+     not on the mean, at about 11 min per CPU fit. On seed 0, one saved fit sampled at guidance 1.5 / 2.0 / 2.5
+     scored 0.786 / 0.793 / 0.785 with fidelity 0.091 / 0.108 / 0.126, and DDIM noise eta=1 0.772 (0.144): stronger
+     guidance trades fidelity for little TSTR. Self-conditioning (``self_condition=True``, guidance 1.5, seeds 0–2)
+     lifts iot-sentinel to 0.781 / 0.780 / 0.789 (mean 0.783, fidelity 0.106; Markov 0.785, 0.108) but drops
+     ndpi-pcaps to 0.851 / 0.958 / 0.828 (0.879 against 0.918) and requet to 0.983 (0.992): not adopted; at guidance
+     2.0 iot-sentinel gives 0.810 / 0.772 / 0.805 (0.796) with fidelity 0.131, worse than Markov.
    - A refit on 1 % of iot-sentinel (about 4 flows per class, 8 steps per epoch) learns too little to help.
    - Class-level failures were not broken down; per-class F1 is in ``ntg evaluate``'s report.
+8. Diffusion on large sets was stopped too early, not short of capacity. With 60 epochs the best validation
+   epoch was 60, 60 and 58 on iot-sentinel's three seeds: the loss was still falling. Measured on iot-sentinel:
+   - 120 epochs with early stopping (patience 5): seed 0 trained on and scored 0.849 (fidelity 0.092), but seed 1
+     stopped at epoch 62 with the learning rate still at half its peak and scored 0.758 (fidelity 0.119, against
+     0.733 and 0.089 after 60 epochs). The loss is a mean over noise levels; it flattens while samples improve.
+   - An EMA of the weights (``ema_decay=0.999``, 60 epochs, seed 0) scored 0.740 (0.089): no help.
+   - 120 epochs keeping the last weights (now the family's default on sets of 4,096 flows or more):
+     0.839 / 0.822 / 0.873, mean 0.845 (fidelity 0.085), privacy ok 3/3; 17 min per CPU fit.
+     Small sets keep 60 epochs, where the family is already level (ndpi-pcaps) or saturated (requet).
 """
 
 from __future__ import annotations
