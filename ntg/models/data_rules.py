@@ -41,6 +41,7 @@ from ntg.models.settings import TrainConfig
 
 SMALL_DATA_FLOWS = 4096  # training flows below which the small-data rules apply
 LARGE_EPOCHS, SMALL_EPOCHS = 20, 12
+LARGE_SELECTION, SMALL_SELECTION = "val_loss", "last"
 LARGE_BATCH, MIN_BATCH = 256, 16
 MIN_STEPS_PER_EPOCH = 16
 
@@ -60,7 +61,8 @@ def default_batch_size(n_train: int) -> int:
 
 
 def resolve_train_config(config: TrainConfig, n_train: int, epochs: tuple[int, int] = (LARGE_EPOCHS, SMALL_EPOCHS),
-                         selection: tuple[str, str] = ("val_loss", "last")) -> tuple[TrainConfig, list[str]]:
+                         selection: tuple[str, str] = (LARGE_SELECTION, SMALL_SELECTION)
+                         ) -> tuple[TrainConfig, list[str]]:
     """``config`` with ``epochs``, ``batch_size`` and ``selection`` decided for ``n_train`` training flows where
     the user left them unset, and a note naming what was decided (empty when nothing was). ``epochs`` and
     ``selection`` are the family's ``(large, small)`` defaults (``NeuralGenerator.default_epochs`` and

@@ -27,7 +27,7 @@ from torch import nn
 
 from ntg.data.schema import FlowTable
 from ntg.models.base import Generator
-from ntg.models.data_rules import LARGE_EPOCHS, SMALL_EPOCHS
+from ntg.models.data_rules import LARGE_EPOCHS, LARGE_SELECTION, SMALL_EPOCHS, SMALL_SELECTION
 from ntg.models.fitting import Reporter, TrainConfig, TrainResult, train_generator
 from ntg.models.settings import spec
 
@@ -70,7 +70,7 @@ class NeuralGenerator(Generator):
     #: epochs when ``train.epochs`` is unset: (large training sets, small ones); see :mod:`ntg.models.data_rules`
     default_epochs: ClassVar[tuple[int, int]] = (LARGE_EPOCHS, SMALL_EPOCHS)
     #: weights kept when ``train.selection`` is auto: (large training sets, small ones); same rules
-    default_selection: ClassVar[tuple[str, str]] = ("val_loss", "last")
+    default_selection: ClassVar[tuple[str, str]] = (LARGE_SELECTION, SMALL_SELECTION)
 
     @abstractmethod
     def prepare(self, train: FlowTable) -> None:
