@@ -89,6 +89,12 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
      0.879 and 1.039 (mean 0.967) but fidelity 0.223 and it starts to copy: copy rate 0.056–0.070 against a
      margin of 0.061, median DCR 0.37–0.55 against hold-out 0.82–1.63 (privacy fails on 2 of 3 seeds). Between
      12 and 16 passes the SSM goes from realistic to memorised on a thousand flows.
+     Regularised longer training (2026-12-03, seeds 0 / 1 / 2): dropout 0.2 with 16 epochs gives 1.138 / 0.989 /
+     1.012 with fidelity 0.218 / 0.215 / 0.218 (mean 0.217, level with Markov) but copy rate 0.064 / 0.064 / 0.048
+     and median DCR 0.58 / 0.61 / 0.57 against hold-out 0.82 / 1.15 / 1.63: the DCR gate fails on seed 2 and the copy
+     rate is at the margin on seeds 0 and 1; dropout 0.1 with 16 epochs gives fidelity 0.231, dropout 0.2 with 24
+     epochs DCR 0.19–0.23 (copying). Sharper sampling on the default fit (temperature 0.9, or top-p 0.95) cuts the
+     DCR to 0.30–0.57 (from 1.18–1.21) without a consistent gain. Not adopted.
    - (Solved in item 8.) Diffusion on iot-sentinel with 60 epochs was level with the Markov chain on split seed 0 but
      not on the mean, at about 11 min per CPU fit. On seed 0, one saved fit sampled at guidance 1.5 / 2.0 / 2.5
      scored 0.786 / 0.793 / 0.785 with fidelity 0.091 / 0.108 / 0.126, and DDIM noise eta=1 0.772 (0.144): stronger
