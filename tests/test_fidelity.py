@@ -110,6 +110,21 @@ def test_acf_of_alternating_and_constant_series():
     assert temporal_metrics(real, synth)["acf_mse_payload"] == pytest.approx(12 / 5)
 
 
+def test_acf_stays_within_one_when_only_a_few_long_flows_hold_the_pairs():
+    # most flows hold one packet near the mean, a few long ones swing far from it: the pairs at every lag come
+    # from the long flows only, where an estimate divided by the variance of all packets reached about 9
+    values = np.full((100, N), 0.0)
+    mask = np.zeros((100, N), dtype=bool)
+    mask[:, 0] = True
+    values[:95, 0] = 100.0
+    values[95:] = np.where(np.arange(N) % 2, 1000.0, -800.0)
+    mask[95:] = True
+    acf = pooled_acf(values, mask, 5)
+    assert np.all(np.abs(acf) <= 1.0 + 1e-12)
+    np.testing.assert_allclose(acf, [-1, 1, -1, 1, -1], atol=0.1)  # the long flows alternate about the mean
+    assert pooled_acf(np.full((5, N), 7.0), np.ones((5, N), dtype=bool), 5).tolist() == [0.0] * 5
+
+
 def test_transition_matrices_and_their_l1():
     mixed = constructed_flows(np.ones((5, 4)), [0, 0, 1, 1])
     np.testing.assert_allclose(transition_matrix(mixed), [[0.5, 0.5], [0.0, 1.0]])
