@@ -13,7 +13,9 @@ one, median DCR beside the hold-out's, the privacy gate, fit seconds, parameters
 :func:`ntg.evaluation.augmentation.run_augmentation` gives the low-data augmentation under both protocols
 (generator fitted on the full training split; refitted on the fraction alone) beside real-only, SMOTE, the
 hand-crafted augmentations and the 100 % ceiling. Cells run longest first in ``--jobs`` spawned one-thread
-processes, each stored atomically in ``--cache``/cells and reused by a re-run (``--fresh``: recompute). Writes
+processes, each stored atomically in ``--cache``/cells and reused by a re-run (``--fresh``: recompute); after a
+change to the evaluation code (``ntg/evaluation``) a re-run scores the stored generators again without refitting
+them. Writes
 ``--out``.json (records, aggregates, targets, augmentation, environment, wall time), ``.md`` and ``.png``.
 
 Targets, per dataset, on the means over split seeds: (a) every GenAI family (transformer, ssm, diffusion) has
@@ -118,6 +120,7 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import multiprocessing
 import os
 import sys
@@ -132,6 +135,7 @@ FAMILIES = ("bootstrap", "marginals", "markov", "gmm", "transformer", "ssm", "di
 GENAI = ("transformer", "ssm", "diffusion")
 AUG_FAMILIES = ("markov", "transformer", "ssm", "diffusion")
 AUG_SEEDS = (0, 1, 2)
+FIT_KEYS = ("fit_s", "params", "best_epoch", "epochs_run", "train_device", "train_flows")  # what a re-score keeps
 MARGIN_B, MARKOV_C, TRANSFORMER_C = 0.05, 0.90, 0.95
 STATS = ("ratio", "tstr_f1", "trtr_f1", "fidelity", "copy_rate", "natural_copy_rate", "dcr_synth_median",
          "dcr_holdout_median", "fit_s")
@@ -164,7 +168,29 @@ def _generator_dir(task: dict[str, Any]) -> Path:
 
 def _fit_config(task: dict[str, Any]) -> dict[str, Any]:
     """The settings a fitted generator depends on (the dataset and, for neural families, epochs and device)."""
-    return {k: v for k, v in task["config"].items() if k not in ("fractions", "seeds")}
+    return {k: v for k, v in task["config"].items() if k not in ("fractions", "seeds", "scoring")}
+
+
+def scoring_key() -> str:
+    """A digest of the evaluation code (``ntg/evaluation/*.py``): a cell scored by other code is scored again."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "ntg" / "evaluation").glob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _stored_fit(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The fit facts of this cell's stored record when its generator is stored with the same fit settings (only
+    the scoring changed): the cell is then scored again with that generator, not refitted."""
+    from ntg.utils.io import read_json
+
+    path, config = Path(task["path"]), _generator_dir(task) / "bench-config.json"
+    try:
+        record = read_json(path) if path.exists() and config.exists() else None
+        same = record is not None and read_json(config) == _fit_config(task) == _fit_config(record)
+    except ValueError:
+        return None
+    return {k: record.get(k) for k in FIT_KEYS} if same and record else None
 
 
 def _fitted_or_fit(task: dict[str, Any], train: Any, val: Any) -> tuple[Any, float | None]:
@@ -180,24 +206,30 @@ def _fitted_or_fit(task: dict[str, Any], train: Any, val: Any) -> tuple[Any, flo
 
 
 def quality_cell(task: dict[str, Any]) -> dict[str, Any]:
-    """Fit one default family on one prepared split and score it with the fast profile on the test split."""
+    """Fit one default family on one prepared split (or load its stored generator when only the scoring changed)
+    and score it with the fast profile on the test split."""
     from ntg.data.dataset import PreparedDataset
     from ntg.evaluation.fast import fast_scores
-    from ntg.models.base import create_generator
+    from ntg.models.base import create_generator, load_generator
     from ntg.training.runs import train_inputs
     from ntg.utils.io import write_json
 
-    started, dataset, gen = time.perf_counter(), PreparedDataset.load(task["data"]), create_generator(task["family"])
-    train, val = train_inputs(dataset, gen.n_packets)
-    fit_s = _fit(gen, train, val, task)
-    gen.save_pretrained(_generator_dir(task))
-    write_json(_generator_dir(task) / "bench-config.json", _fit_config(task))
+    started, dataset, stored = time.perf_counter(), PreparedDataset.load(task["data"]), _stored_fit(task)
+    if stored:
+        gen, fit = load_generator(_generator_dir(task)), stored
+    else:
+        gen = create_generator(task["family"])
+        train, val = train_inputs(dataset, gen.n_packets)
+        fit_s = _fit(gen, train, val, task)
+        gen.save_pretrained(_generator_dir(task))
+        write_json(_generator_dir(task) / "bench-config.json", _fit_config(task))
+        log = gen.fit_log_ or {}
+        fit = {"fit_s": fit_s, "params": gen.num_parameters(), "best_epoch": log.get("best_epoch"),
+               "epochs_run": len(log.get("history") or []) or None, "train_device": log.get("device", "cpu"),
+               "train_flows": len(train)}
     scores = fast_scores(gen, dataset, split="test", seed=0, classifier_options={"n_jobs": 1})
-    log = gen.fit_log_ or {}
     ratio = scores["tstr_f1"] / scores["trtr_f1"] if scores["trtr_f1"] else None
-    return {**_key(task), **scores, "ratio": ratio, "fit_s": fit_s, "params": gen.num_parameters(),
-            "best_epoch": log.get("best_epoch"), "epochs_run": len(log.get("history") or []) or None,
-            "train_device": log.get("device", "cpu"), "train_flows": len(train),
+    return {**_key(task), **scores, "ratio": ratio, **fit, "rescored": bool(stored),
             "cell_s": time.perf_counter() - started}
 
 
@@ -259,7 +291,7 @@ def prepare_all(args: argparse.Namespace) -> dict[tuple[str, int], Any]:
 
 def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any]) -> list[dict[str, Any]]:
     """Every cell as a task, longest first (neural families on the largest training splits)."""
-    tasks = []
+    tasks, scoring = [], scoring_key()
     skip = {tuple(x.split(":", 1)) for x in args.exclude}
     wanted = [("quality", d, s, f) for d in args.datasets for s in args.seeds for f in args.families
               if (d, f) not in skip]
@@ -267,7 +299,7 @@ def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any]) -> list
     for kind, name, seed, family in wanted:
         ds = prepared[name, seed]
         neural = {"epochs": args.epochs, "device": args.device} if family in GENAI else {}  # baselines ignore them
-        config = {"dataset_key": ds.meta.get("cache_key"), **neural}
+        config = {"dataset_key": ds.meta.get("cache_key"), **neural, "scoring": scoring}
         if kind == "augmentation":
             config.update(fractions=list(args.aug_fractions), seeds=list(args.aug_seeds))
         # augmentation after the quality cells, so that it finds their fitted generators (seed 0)
@@ -330,6 +362,7 @@ def _attempt(fn: Any, *args: Any) -> tuple[Any, str | None]:
 def progress_line(r: dict[str, Any], started: float, note: str = "") -> str:
     head = f"[{time.perf_counter() - started:7.1f} s] {r['kind']} {r['dataset']} s{r['seed']} {r['family']}:"
     fit = "generator of the quality cell" if r["fit_s"] is None else f"fit {r['fit_s']:.1f} s"
+    fit += " (stored generator scored again)" if r.get("rescored") else ""
     tail = f"{fit}, cell {r['cell_s']:.1f} s{' (' + note + ')' if note else ''}"
     if r["kind"] == "augmentation":
         rows = {x["method"]: x["macro_f1"]["mean"] for x in r["augmentation"]["rows"]}
