@@ -24,9 +24,11 @@ TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR �
 rate ≤ natural + margin, median DCR ≥ 0.5 × the hold-out's) on every split seed of every family.
 
 Measured 2026-12-03 on the shared 2-core CPU machine. The command was ``--jobs 2 --aug-families markov
-transformer ssm diffusion``. It took 45 min, recomputing the 3 iot-sentinel diffusion cells (120 epochs, last
-weights) and reusing the other cells from earlier runs of the same code; a cold run takes about 75 min (the cell
-times add up to 144 min over 2 workers). Per fit: transformer 11–16 s on the small sets and 200–450 s on
+transformer ssm diffusion``. A cold run takes about 75 min (the cell times add up to 144 min over 2 workers). The
+figures below were scored again after the pooled ACF was bounded (``ntg/evaluation/temporal.py``): 17 min, which
+refitted the small-set autoregressive cells and iot-sentinel seed 0's transformer (identical TSTR, copy rate and
+DCR: the fits are deterministic) and loaded every other stored generator.
+Per fit: transformer 11–16 s on the small sets and 200–450 s on
 iot-sentinel; SSM 34–53 s and 680–780 s; diffusion 60–75 s (60 epochs) on the small sets and 990–1,020 s (120
 epochs) on iot-sentinel, whose cells also spend about 6 min sampling and scoring. Results are in
 ``results/quality.{json,md,png}``.
@@ -38,14 +40,16 @@ No GPU was lent.
   - diffusion 0.845 ± 0.021 (0.085): 0.839, 0.822 and 0.873 on the three seeds, the best fidelity of all
     families, privacy ok 3/3 (copy rate 0.21, median DCR 0.13 against 0.05 for held-out flows).
 * ndpi-pcaps (1,066 flows, 15 classes):
-  - transformer 0.980 ± 0.020, fidelity 0.215, against markov's 0.910 ± 0.030 and 0.217, with privacy ok on
+  - transformer 0.980 ± 0.020, fidelity 0.215, against markov's 0.910 ± 0.030 and 0.219, with privacy ok on
     3/3 seeds: median DCR 1.43, where held-out flows are at 1.20;
   - the Markov chain replays near-copies: its DCR of 0.32 fails the privacy gate on every seed;
-  - SSM 0.919 ± 0.128 (0.224) and diffusion 0.918 ± 0.030 (0.215), privacy ok 3/3;
+  - SSM 0.919 ± 0.128 (0.222) and diffusion 0.918 ± 0.030 (0.214), privacy ok 3/3;
   - the per-packet ``marginals`` baseline scores 1.004: on this set the classes are told apart by per-packet
     sizes.
-* requet (721 flows, 5 classes): saturated. TRTR is 1.000 and every generator scores 0.97–1.00, so target (b)
-  cannot be met there, and the fidelity score moves by ±0.29 between split seeds.
+* requet (721 flows, 5 classes): saturated. TRTR is 1.000 and every generator scores 0.99–1.00, so target (b)
+  cannot be met there. Fidelity: markov 0.132 ± 0.007, diffusion 0.127, transformer 0.148, SSM 0.158. Before the
+  ACF was bounded it moved by ±0.29 between split seeds: on seed 0 the SSDP class (most flows one packet, a few
+  long ones) gave ACF MSE parts of 5 for every family, real or synthetic, and buried every other part.
 * Augmentation, iot-sentinel with 1 % of the real training flows, RF macro-F1:
   - real only 0.230, SMOTE 0.229, hand-crafted 0.231, all real 0.634;
   - generators fitted on the full split: markov 0.377, transformer 0.422, ssm 0.425, diffusion 0.404;
