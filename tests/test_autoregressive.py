@@ -84,3 +84,21 @@ def test_auto_precision_picks_bf16_only_where_it_is_native_and_helps(prepared, m
     expected = "bfloat16" if prepared.family == "transformer" else "float32"  # the SSM's time is not in matmuls
     assert gen.resolved_sample_precision() == expected
     gen.sample(16, seed=0).validate()
+
+
+def test_class_support_keeps_each_class_to_the_sizes_and_gaps_it_sent(prepared, flows):
+    short = flows.take(flows.labels == "short")
+    sent_sizes, longest_gap = set(short.payload[short.mask].tolist()), short.iat[short.mask].max()
+
+    def drawn(class_support: bool):
+        prepared.class_support = class_support
+        out = prepared.sample(400, label="short", seed=0)
+        return set(out.payload[out.mask].tolist()), out.iat[out.mask].max()
+
+    try:  # untrained weights: nearly uniform logits, so every token would be drawn somewhere
+        sizes, gap = drawn(True)
+        assert sizes <= sent_sizes and gap <= longest_gap * 1.002  # decoded times are jittered by < 0.12 %
+        sizes, gap = drawn(False)
+        assert not sizes <= sent_sizes and gap > 10 * longest_gap  # the same weights without the masks leak
+    finally:
+        prepared.class_support = False

@@ -116,11 +116,14 @@ class AutoregressiveModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, cls: torch.Tensor, generator: torch.Generator, temperature: float = 1.0,
-                 top_p: float = 1.0, compact: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+                 top_p: float = 1.0, compact: bool = True, support: tuple[torch.Tensor, torch.Tensor] | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample ``(packet, iat)`` ids (B, N) with the backbone's recurrent step (EOS-padded after the end).
 
         With ``compact`` the rows of finished flows are dropped from the batch (and the backbone state) once
-        an eighth of the rows still running have ended, so short flows stop costing compute.
+        an eighth of the rows still running have ended, so short flows stop costing compute. ``support`` holds
+        bool masks ``(classes, packet tokens)`` and ``(classes, iat tokens)``: a row draws only the tokens its
+        class allows.
         """
         b, n = cls.shape[0], self.n_packets
         packet = torch.full((b, n), self.eos, dtype=torch.long, device=cls.device)
@@ -130,13 +133,18 @@ class AutoregressiveModel(nn.Module):
         h, state = self.first_step(cls)
         for t in range(n):
             logits = self.packet_head(h)
+            if support is not None:
+                logits = logits.masked_fill(~support[0][cls[rows]], float("-inf"))
             if t == 0:  # every flow has at least one packet, and the first packet's iat is 0 by the schema
                 logits[:, self.eos] = float("-inf")
                 p = sample_token(logits, generator, temperature, top_p)
                 q = torch.zeros_like(p)
             else:
                 p = sample_token(logits, generator, temperature, top_p)
-                q = sample_token(self.iat_logits(h, p), generator, temperature, top_p)
+                iat_logits = self.iat_logits(h, p)
+                if support is not None:
+                    iat_logits = iat_logits.masked_fill(~support[1][cls[rows]], float("-inf"))
+                q = sample_token(iat_logits, generator, temperature, top_p)
             p = torch.where(done, self.eos, p)
             packet[rows, t], iat[rows, t] = p, q
             done = done | (p == self.eos)
@@ -168,11 +176,12 @@ class AutoregressiveGenerator(NeuralGenerator):
         "top_p": spec("nucleus sampling: keep the most likely tokens up to this mass", 0, 1, open_low=True),
         "dropout": spec("dropout on the embeddings and on the backbone's output while training", 0, 1,
                         open_high=True),
+        "class_support": spec("sample only the size and gap bins the class used in training"),
     }
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
                  temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto",
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, class_support: bool = False) -> None:
         super().__init__(n_packets=n_packets, seed=seed)
         self._init_settings(locals())
         self.tokenizer_: PacketTokenizer | None = None
@@ -214,13 +223,24 @@ class AutoregressiveGenerator(NeuralGenerator):
         module = self.sampling_module()
         device = self.device
         generator = torch.Generator(device=device).manual_seed(int(rng_seed))
+        support = self._class_support(device)
         parts = []
         for start in range(0, len(class_ids), SAMPLE_CHUNK):
             chunk = class_ids[start : start + SAMPLE_CHUNK]
             cls = torch.as_tensor(chunk, dtype=torch.long, device=device)
-            packet, iat = module.generate(cls, generator, self.temperature, self.top_p)
+            packet, iat = module.generate(cls, generator, self.temperature, self.top_p, support=support)
             parts.append(self.tokenizer_.decode(packet, iat, self.n_packets, generator, chunk))
         return FlowTable.concat(parts) if parts else FlowTable.empty(self.n_packets)
+
+    def _class_support(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The per-class token masks of :meth:`AutoregressiveModel.generate` (EOS always allowed), or None with
+        ``class_support`` off or a tokenizer without class tables."""
+        assert self.tokenizer_ is not None and self.classes_ is not None
+        if not self.class_support or self.tokenizer_.values is None:
+            return None
+        packet, iat = self.tokenizer_.values.class_support(len(self.classes_))
+        packet = np.concatenate([packet, np.ones((len(packet), 1), dtype=bool)], axis=1)  # EOS
+        return torch.as_tensor(packet, device=device), torch.as_tensor(iat, device=device)
 
     # ------------------------------------------------------------------ persistence
     def learnt_metadata(self) -> dict[str, Any]:

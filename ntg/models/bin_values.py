@@ -99,6 +99,19 @@ class BinValues:
         half_cell = 0.5 * 10.0 ** -IAT_DECIMALS
         return 10.0 ** (log_iat + rng.uniform(-half_cell, half_cell, len(log_iat))), found
 
+    def class_support(self, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        """Which packet tokens (``direction · n_size + size bin``) and iat bins each class used in training, as
+        bool arrays ``(n_classes, 2 · n_size)`` and ``(n_classes, n_iat)``; iat bin 0 (a zero gap) always."""
+        packet = np.zeros((n_classes, 2 * self.n_size), dtype=bool)
+        keys = self.payload["keys"]
+        own = keys[keys >= 2 * self.n_size]  # the pooled table's keys (class -1) lie below 2 · n_size
+        packet[own // (2 * self.n_size) - 1, own % (2 * self.n_size)] = True
+        iat = np.zeros((n_classes, self.n_iat), dtype=bool)
+        iat[:, 0] = True
+        own = self.iat["keys"][self.iat["keys"] >= self.n_iat]
+        iat[own // self.n_iat - 1, own % self.n_iat] = True
+        return packet, iat
+
     def to_dict(self) -> dict[str, Any]:
         return {"n_size": self.n_size, "n_iat": self.n_iat, "payload": _table_to_dict(self.payload),
                 "iat": _table_to_dict(self.iat)}

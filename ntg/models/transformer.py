@@ -179,9 +179,10 @@ class TransformerGenerator(AutoregressiveGenerator):
         top_p: float = 1.0,
         sample_precision: str = "auto",
         dropout: float = 0.0,
+        class_support: bool = False,
     ) -> None:
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision,
-                         dropout)
+                         dropout, class_support)
         self._init_settings(locals())
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise NtgError(f"model.d_model={d_model} must split into model.n_heads={n_heads} heads of even size "
