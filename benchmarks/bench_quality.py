@@ -3,7 +3,7 @@
     python benchmarks/bench_quality.py [--datasets iot-sentinel ndpi-pcaps requet] [--seeds 0 1 2]
         [--families bootstrap marginals markov gmm transformer ssm diffusion] [--jobs 2] [--device auto]
         [--aug-datasets iot-sentinel] [--aug-families markov transformer ssm diffusion] [--aug-fractions 0.01]
-        [--aug-seeds 0 1 2] [--cache /tmp/ntg-bench/quality] [--data-root ../shared/datasets] [--fresh]
+        [--aug-seeds 0 1 2] [--cache /tmp/ntg-bench/quality] [--data-root ../shared/datasets] [--fresh [FAMILY ...]]
         [--max-flows-per-class N] [--epochs N] [--out benchmarks/results/quality]   (last two: smoke tests only)
 
 Each (dataset, split seed, family) cell fits ``create_generator(family)`` with its defaults on the prepared
@@ -13,10 +13,10 @@ one, median DCR beside the hold-out's, the privacy gate, fit seconds, parameters
 :func:`ntg.evaluation.augmentation.run_augmentation` gives the low-data augmentation under both protocols
 (generator fitted on the full training split; refitted on the fraction alone) beside real-only, SMOTE, the
 hand-crafted augmentations and the 100 % ceiling. Cells run longest first in ``--jobs`` spawned one-thread
-processes, each stored atomically in ``--cache``/cells and reused by a re-run (``--fresh``: recompute); after a
-change to the evaluation code (``ntg/evaluation``) a re-run scores the stored generators again without refitting
-them. Writes
-``--out``.json (records, aggregates, targets, augmentation, environment, wall time), ``.md`` and ``.png``.
+processes, each stored atomically in ``--cache``/cells and reused by a re-run (``--fresh``: refit every cell, or
+the named families' cells, after a change to their code); after a change to the evaluation code
+(``ntg/evaluation``) a re-run scores the stored generators again without refitting them. Writes ``--out``.json
+(records, aggregates, targets, augmentation, environment, wall time), ``.md`` and ``.png``.
 
 Targets, per dataset, on the means over split seeds: (a) every GenAI family (transformer, ssm, diffusion) has
 TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR ≥ markov's + 0.05; (c) transformer
@@ -225,7 +225,8 @@ def _fitted_or_fit(task: dict[str, Any], train: Any, val: Any) -> tuple[Any, flo
     from ntg.utils.io import read_json
 
     folder = _generator_dir(task)
-    if (folder / "bench-config.json").exists() and read_json(folder / "bench-config.json") == _fit_config(task):
+    reuse = not task.get("refit") and (folder / "bench-config.json").exists()  # refit: the quality cell may be running
+    if reuse and read_json(folder / "bench-config.json") == _fit_config(task):
         return load_generator(folder), None
     gen = create_generator(task["family"])
     return gen, _fit(gen, train, val, task)
@@ -240,7 +241,8 @@ def quality_cell(task: dict[str, Any]) -> dict[str, Any]:
     from ntg.training.runs import train_inputs
     from ntg.utils.io import write_json
 
-    started, dataset, stored = time.perf_counter(), PreparedDataset.load(task["data"]), _stored_fit(task)
+    started, dataset = time.perf_counter(), PreparedDataset.load(task["data"])
+    stored = None if task.get("refit") else _stored_fit(task)
     if stored:
         gen, fit = load_generator(_generator_dir(task)), stored
     else:
@@ -349,13 +351,15 @@ def cached(task: dict[str, Any]) -> dict[str, Any] | None:
     return record if record and record.get("config") == task["config"] else None
 
 
-def run_cells(tasks: list[dict[str, Any]], jobs: int, fresh: bool, started: float) -> tuple[list, list]:
+def run_cells(tasks: list[dict[str, Any]], jobs: int, fresh: list[str] | None, started: float
+              ) -> tuple[list, list]:
     """Reuse or compute every cell (``jobs`` spawned workers; in this process when 1); (records, errors)."""
     records, errors, todo = [], [], []
     for task in tasks:
-        record = None if fresh else cached(task)
+        refit = fresh is not None and (not fresh or task["family"] in fresh)
+        record = None if refit else cached(task)
         if record is None:
-            todo.append(task)
+            todo.append({**task, "refit": refit})
         else:
             records.append(record)
             print(progress_line(record, started, "cached"), flush=True)
@@ -563,7 +567,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=Path("/tmp/ntg-bench/quality"))
     p.add_argument("--data-root", type=Path,
                    default=Path(os.environ.get("NTG_DATA_ROOT", REPO.parent / "shared" / "datasets")))
-    p.add_argument("--fresh", action="store_true", help="recompute every cell instead of reusing the cache")
+    p.add_argument("--fresh", nargs="*", default=None, metavar="FAMILY",
+                   help="recompute (refit and score) every cell, or the cells of these families, instead of reusing "
+                        "the cache")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality",
                    help="output stem: writes STEM.json, STEM.md and STEM.png")
     args = p.parse_args(argv)

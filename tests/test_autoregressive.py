@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ntg.models import create_generator
+from ntg.models import create_generator, load_generator
 from ntg.models.autoregressive import sample_token
 from tests import ar_flows
 
@@ -101,4 +101,38 @@ def test_class_support_keeps_each_class_to_the_sizes_and_gaps_it_sent(prepared, 
         sizes, gap = drawn(False)
         assert not sizes <= sent_sizes and gap > 10 * longest_gap  # the same weights without the masks leak
     finally:
-        prepared.class_support = False
+        prepared.class_support = None
+
+
+def test_recurrent_share_counts_flows_whose_class_and_tokens_recur_in_another_capture():
+    from ntg.models.data_rules import recurrent_share
+
+    sequences = np.array([[1, 2], [1, 2], [3, 4], [3, 4], [5, 6]])
+    # flows 0 and 1 recur across captures a and b; 2 and 3 share tokens but not the class; 4 recurs in its capture
+    share = recurrent_share(sequences, np.array([0, 0, 0, 1, 0]), np.array(["a", "b", "a", "a", "a"]))
+    assert share == pytest.approx(2 / 5)
+
+
+def test_class_support_is_decided_from_how_often_flows_recur_across_captures(iot_small, tmp_path):
+    train = iot_small.train
+    gen = create_generator("transformer", **SMALL["transformer"])
+    gen.fit(train, None, train_config={"epochs": 1, "device": "cpu"})
+    notes = " ".join(gen.fit_log_["notes"])
+    assert gen.class_support_ and "class_support=True" in notes  # device setups repeat their exchanges
+    gen.save_pretrained(tmp_path / "gen")
+    loaded = load_generator(tmp_path / "gen")
+    assert loaded.class_support is None and loaded.class_support_ and loaded._class_support("cpu") is not None
+
+    one_capture = train.take(np.arange(len(train)))
+    one_capture.meta["capture"] = "all.pcap"  # no other capture for a flow to recur in
+    gen = create_generator("transformer", **SMALL["transformer"])
+    gen.prepare(one_capture)
+    assert not gen.class_support_ and "0.000 of the training flows" in gen.data_notes()[0]
+    gen.class_support = True  # a value the user sets wins over the rule
+    assert gen._class_support("cpu") is not None
+
+    unnamed = train.take(np.arange(len(train)))
+    unnamed.meta = unnamed.meta.drop(columns="capture")
+    gen = create_generator("ssm", **SMALL["ssm"])
+    gen.prepare(unnamed)
+    assert not gen.class_support_ and "names no captures" in gen.data_notes()[0]

@@ -117,3 +117,7 @@ def test_smoke_run_on_requet(bench: Any, datasets_root: Path, tmp_path: Path, mo
     assert capsys.readouterr().out.count("(stored generator scored again)") == 2
     rescored = json.loads(out.with_suffix(".json").read_text())["records"]
     assert [(r["rescored"], r["fit_s"]) for r in rescored] == [(True, r["fit_s"]) for r in result["records"]]
+    assert bench.main([*argv, "--fresh", "gmm"]) == 0  # gmm changed: its cell is refitted, markov's reused
+    assert capsys.readouterr().out.count("(cached)") == 2
+    refitted = {r["family"]: r for r in json.loads(out.with_suffix(".json").read_text())["records"]}
+    assert not refitted["gmm"]["rescored"] and refitted["markov"]["rescored"]

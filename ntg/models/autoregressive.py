@@ -23,6 +23,7 @@ from torch import nn
 
 from ntg.data.schema import DEFAULT_N, FlowTable
 from ntg.errors import NtgError
+from ntg.models.data_rules import class_support_rule
 from ntg.models.neural import NeuralGenerator
 from ntg.models.settings import spec
 from ntg.models.tokenizer import PacketTokenizer
@@ -176,15 +177,18 @@ class AutoregressiveGenerator(NeuralGenerator):
         "top_p": spec("nucleus sampling: keep the most likely tokens up to this mass", 0, 1, open_low=True),
         "dropout": spec("dropout on the embeddings and on the backbone's output while training", 0, 1,
                         open_high=True),
-        "class_support": spec("sample only the size and gap bins the class used in training"),
+        "class_support": spec("sample only the size and gap bins the class used in training (unset: decided "
+                              "from the data, see ntg/models/data_rules.py)"),
     }
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
                  temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto",
-                 dropout: float = 0.0, class_support: bool = False) -> None:
+                 dropout: float = 0.0, class_support: bool | None = None) -> None:
         super().__init__(n_packets=n_packets, seed=seed)
         self._init_settings(locals())
         self.tokenizer_: PacketTokenizer | None = None
+        self.class_support_ = False  # the decision for class_support=None, made in prepare
+        self._data_notes: list[str] = []
         self.module = None
 
     def build_backbone(self) -> nn.Module:
@@ -193,9 +197,20 @@ class AutoregressiveGenerator(NeuralGenerator):
     # ------------------------------------------------------------------ NeuralGenerator hooks
     def prepare(self, train: FlowTable) -> None:
         self._learn_classes(train)
+        class_ids = self.class_ids(train.labels)
         self.tokenizer_ = PacketTokenizer.fit(train, self.n_packets, self.n_size_bins, self.n_iat_bins,
-                                              class_ids=self.class_ids(train.labels))
+                                              class_ids=class_ids)
+        self._data_notes = []
+        if self.class_support is None:
+            packet, iat, _ = self.tokenizer_.encode(train, self.n_packets)
+            captures = train.meta["capture"].to_numpy() if "capture" in train.meta else None
+            self.class_support_, note = class_support_rule(np.concatenate([packet, iat], axis=1), class_ids,
+                                                           captures)
+            self._data_notes.append(note)
         self.module = self.build_module()
+
+    def data_notes(self) -> list[str]:
+        return list(self._data_notes)
 
     def build_module(self) -> AutoregressiveModel:
         if self.tokenizer_ is None or self.classes_ is None:
@@ -236,7 +251,8 @@ class AutoregressiveGenerator(NeuralGenerator):
         """The per-class token masks of :meth:`AutoregressiveModel.generate` (EOS always allowed), or None with
         ``class_support`` off or a tokenizer without class tables."""
         assert self.tokenizer_ is not None and self.classes_ is not None
-        if not self.class_support or self.tokenizer_.values is None:
+        wanted = self.class_support if self.class_support is not None else self.class_support_
+        if not wanted or self.tokenizer_.values is None:
             return None
         packet, iat = self.tokenizer_.values.class_support(len(self.classes_))
         packet = np.concatenate([packet, np.ones((len(packet), 1), dtype=bool)], axis=1)  # EOS
@@ -245,8 +261,10 @@ class AutoregressiveGenerator(NeuralGenerator):
     # ------------------------------------------------------------------ persistence
     def learnt_metadata(self) -> dict[str, Any]:
         assert self.tokenizer_ is not None
-        return {**super().learnt_metadata(), "tokenizer": self.tokenizer_.to_dict()}
+        return {**super().learnt_metadata(), "tokenizer": self.tokenizer_.to_dict(),
+                "class_support": self.class_support_}
 
     def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
         super().set_learnt_metadata(meta)
         self.tokenizer_ = PacketTokenizer.from_dict(meta["tokenizer"])
+        self.class_support_ = bool(meta.get("class_support", False))  # generators saved before the rule: off

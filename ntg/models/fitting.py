@@ -228,6 +228,7 @@ def train_generator(
     config, decided = resolve_train_config(config, len(train), gen.default_epochs, gen.default_selection)
     notes = [*notes, *decided]
     run = _start(gen, train, val, config, reporter)
+    notes = [*notes, *gen.data_notes()]
     train_data = _encode(gen, train, "training")
     val_data = _encode(gen, val, "validation") if val is not None else None
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None

@@ -76,6 +76,10 @@ class NeuralGenerator(Generator):
     def prepare(self, train: FlowTable) -> None:
         """Learn metadata from ``train`` (call ``_learn_classes`` first) and build ``self.module``."""
 
+    def data_notes(self) -> list[str]:
+        """What ``prepare`` decided from the training data for settings left unset (for the run's notes)."""
+        return []
+
     @abstractmethod
     def build_module(self) -> nn.Module:
         """The network for the current hyperparameters and learnt metadata (used by prepare and loading)."""

@@ -224,7 +224,7 @@ class SSMGenerator(AutoregressiveGenerator):
         top_p: float = 1.0,
         sample_precision: str = "auto",
         dropout: float = 0.0,
-        class_support: bool = False,
+        class_support: bool | None = None,
     ) -> None:
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision,
                          dropout, class_support)
