@@ -27,15 +27,17 @@ Measured 2026-12-03 on the shared 2-core CPU machine. The command was ``--jobs 2
 transformer ssm diffusion``. A cold run takes about 75 min (the cell times add up to 144 min over 2 workers). The
 figures below were scored again after the pooled ACF was bounded (``ntg/evaluation/temporal.py``): 17 min, which
 refitted the small-set autoregressive cells and iot-sentinel seed 0's transformer (identical TSTR, copy rate and
-DCR: the fits are deterministic) and loaded every other stored generator.
-Per fit: transformer 11–16 s on the small sets and 200–450 s on
-iot-sentinel; SSM 34–53 s and 680–780 s; diffusion 60–75 s (60 epochs) on the small sets and 990–1,020 s (120
+DCR: the fits are deterministic) and loaded every other stored generator. Then ``--fresh transformer ssm``
+refitted those families' cells with the class support rule of item 9 (24 min). Per fit, on one thread (the
+spread is mostly load from other work on the machine): transformer 10–16 s on the small sets and 150–450 s on
+iot-sentinel; SSM 31–53 s and 380–780 s; diffusion 60–75 s (60 epochs) on the small sets and 990–1,020 s (120
 epochs) on iot-sentinel, whose cells also spend about 6 min sampling and scoring. Results are in
 ``results/quality.{json,md,png}``.
 No GPU was lent.
 
 * iot-sentinel (10,342 training flows, 29 classes), TSTR/TRTR with fidelity in brackets:
-  - transformer 0.910 ± 0.017 (0.090) and SSM 0.853 ± 0.022 (0.098), against markov 0.785 ± 0.009 (0.108);
+  - transformer 0.904 ± 0.023 (0.088) and SSM 0.912 ± 0.025 (0.087), against markov 0.785 ± 0.009 (0.108);
+    before the class support rule 0.910 (0.090) and 0.853 (0.098);
   - privacy ok on every seed (copy rate 0.28 against a natural 0.46);
   - diffusion 0.845 ± 0.021 (0.085): 0.839, 0.822 and 0.873 on the three seeds, the best fidelity of all
     families, privacy ok 3/3 (copy rate 0.21, median DCR 0.13 against 0.05 for held-out flows).
@@ -47,12 +49,13 @@ No GPU was lent.
   - the per-packet ``marginals`` baseline scores 1.004: on this set the classes are told apart by per-packet
     sizes.
 * requet (721 flows, 5 classes): saturated. TRTR is 1.000 and every generator scores 0.99–1.00, so target (b)
-  cannot be met there. Fidelity: markov 0.132 ± 0.007, diffusion 0.127, transformer 0.148, SSM 0.158. Before the
+  cannot be met there. Fidelity: markov 0.132 ± 0.007, transformer 0.120, diffusion 0.127, SSM 0.130 (0.148 and
+  0.158 for the networks before the class support rule). Before the
   ACF was bounded it moved by ±0.29 between split seeds: on seed 0 the SSDP class (most flows one packet, a few
   long ones) gave ACF MSE parts of 5 for every family, real or synthetic, and buried every other part.
 * Augmentation, iot-sentinel with 1 % of the real training flows, RF macro-F1:
   - real only 0.230, SMOTE 0.229, hand-crafted 0.231, all real 0.634;
-  - generators fitted on the full split: markov 0.377, transformer 0.422, ssm 0.425, diffusion 0.404;
+  - generators fitted on the full split: markov 0.377, transformer 0.434, ssm 0.440, diffusion 0.404;
   - refitted on the 1 % alone: 0.22–0.23, no gain, for the networks and for the chain.
 
 Investigation: why the networks did not generalise across captures (ndpi-pcaps, split seeds 0–2, transformer)
@@ -138,9 +141,13 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
      the Markov chain's does (DCR 0.32). The transformer's DCR falls from 1.34–1.56 to 0.55–0.61 (fails on 2 of
      3 seeds). On this set the networks' draws outside the class's own tokens are what keeps them apart from
      the training flows: restricted to those tokens they trade privacy for fidelity like the chain.
-   So the mask is not a default: it helps where real flows repeat (hold-out DCR 0.05) and breaks the privacy gate
-   where every capture is different (hold-out DCR 0.8–1.6). It is an axis of the transformer and SSM search
-   spaces, where the sweep's privacy constraint chooses it per dataset.
+   So the mask helps where real flows repeat (hold-out DCR 0.05) and breaks the privacy gate where every capture
+   is different (hold-out DCR 0.8–1.6). What tells the two apart before any sampling is how often a training
+   flow's class and tokens recur in *another* capture: 0.46–0.47 on iot-sentinel, 0.43 on requet, 0.015–0.028 on
+   ndpi-pcaps (whose flows do repeat within their own capture: 0.34–0.37 counted within the whole table, which
+   would not separate the sets). Hence the data rule (``ntg/models/data_rules.py``, ``RECURRENT_SHARE`` 0.1):
+   ``class_support`` left unset is decided in ``prepare`` from that share, saved with the generator and written
+   into the fit notes.
 """
 
 from __future__ import annotations
