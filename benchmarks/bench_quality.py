@@ -1,6 +1,6 @@
 """Quality of every generator family on the shared datasets over split seeds, against the targets of issue #11.
 
-    python benchmarks/bench_quality.py [--datasets iot-sentinel ndpi-pcaps requet] [--seeds 0 1 2]
+    python benchmarks/bench_quality.py [--datasets iot-sentinel ndpi-pcaps requet] [--seeds 0 1 2 3 4]
         [--families bootstrap marginals markov gmm transformer ssm diffusion] [--jobs 2] [--device auto]
         [--aug-datasets iot-sentinel] [--aug-families markov transformer ssm diffusion] [--aug-fractions 0.01]
         [--aug-seeds 0 1 2] [--cache /tmp/ntg-bench/quality] [--data-root ../shared/datasets] [--fresh [FAMILY ...]]
@@ -19,9 +19,12 @@ the named families' cells, after a change to their code); after a change to the 
 (records, aggregates, targets, augmentation, environment, wall time), ``.md`` and ``.png``.
 
 Targets, per dataset, on the means over split seeds: (a) every GenAI family (transformer, ssm, diffusion) has
-TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR ≥ markov's + 0.05; (c) transformer
-≥ 0.95 wherever markov ≥ 0.90 (N/A elsewhere); (d) diffusion ≥ markov on iot-sentinel; (e) ``privacy_ok`` (copy
-rate ≤ natural + margin, median DCR ≥ 0.5 × the hold-out's) on every split seed of every family.
+TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR ≥ markov's + 0.05 (N/A where TSTR F1
+≤ 1 makes that unreachable: markov + 0.05 above the mean of 1 / TRTR); (c) transformer ≥ 0.95 wherever markov ≥
+0.90 (N/A elsewhere); (d) diffusion ≥ markov on iot-sentinel; (e) ``privacy_ok`` (copy rate ≤ natural + margin,
+median DCR ≥ 0.5 × the hold-out's) on every split seed of every family. Beside them, each GenAI family against
+markov on the same split seeds: the mean per-seed difference with its 95 % t interval (``quality_report.py``,
+which also aggregates and renders).
 
 Measured 2026-12-03 on the shared 2-core CPU machine. The command was ``--jobs 2 --aug-families markov
 transformer ssm diffusion``. A cold run takes about 75 min (the cell times add up to 144 min over 2 workers). The
@@ -163,15 +166,16 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is no package: its report module sits beside
+
+from quality_report import GENAI, aggregate, check_targets, fmt, paired_against_markov, plot, render_markdown  # noqa: E402
+
 DATASETS = ("iot-sentinel", "ndpi-pcaps", "requet")
 FAMILIES = ("bootstrap", "marginals", "markov", "gmm", "transformer", "ssm", "diffusion")
-GENAI = ("transformer", "ssm", "diffusion")
 AUG_FAMILIES = ("markov", "transformer", "ssm", "diffusion")
+SPLIT_SEEDS = (0, 1, 2, 3, 4)  # the issue asks for at least 3; one split moves a family by up to 0.1 on ndpi-pcaps
 AUG_SEEDS = (0, 1, 2)
 FIT_KEYS = ("fit_s", "params", "best_epoch", "epochs_run", "train_device", "train_flows")  # what a re-score keeps
-MARGIN_B, MARKOV_C, TRANSFORMER_C = 0.05, 0.90, 0.95
-STATS = ("ratio", "tstr_f1", "trtr_f1", "fidelity", "copy_rate", "natural_copy_rate", "dcr_synth_median",
-         "dcr_holdout_median", "fit_s")
 
 
 # ---------------------------------------------------------------------------------------------- cells (workers)
@@ -403,144 +407,10 @@ def progress_line(r: dict[str, Any], started: float, note: str = "") -> str:
     tail = f"{fit}, cell {r['cell_s']:.1f} s{' (' + note + ')' if note else ''}"
     if r["kind"] == "augmentation":
         rows = {x["method"]: x["macro_f1"]["mean"] for x in r["augmentation"]["rows"]}
-        return f"{head} " + ", ".join(f"{m} {_f(v)}" for m, v in rows.items()) + f"; {tail}"
-    return (f"{head} TSTR/TRTR {_f(r['ratio'])} (TSTR {r['tstr_f1']:.3f}), fidelity {r['fidelity']:.3f}, "
+        return f"{head} " + ", ".join(f"{m} {fmt(v)}" for m, v in rows.items()) + f"; {tail}"
+    return (f"{head} TSTR/TRTR {fmt(r['ratio'])} (TSTR {r['tstr_f1']:.3f}), fidelity {r['fidelity']:.3f}, "
             f"copy {r['copy_rate']:.3f} vs {r['natural_copy_rate']:.3f}, DCR {r['dcr_synth_median']:.3f} vs "
             f"{r['dcr_holdout_median']:.3f}, privacy {'ok' if r['privacy_ok'] else 'NOT ok'}; {tail}")
-
-
-# ---------------------------------------------------------------------------------------------- aggregation
-def aggregate(records: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{dataset: {family: {stat: mean_std, "params", "privacy_ok": k, "n": seeds, ...}}}`` over split seeds."""
-    from ntg.evaluation.tstr import mean_std
-
-    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
-    for r in records:
-        if r["kind"] == "quality":
-            groups.setdefault(r["dataset"], {}).setdefault(r["family"], []).append(r)
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for name, families in groups.items():
-        for family, rs in families.items():
-            agg = {stat: mean_std([r.get(stat) for r in rs]) for stat in STATS}
-            agg.update(params=rs[0].get("params"), privacy_ok=sum(bool(r["privacy_ok"]) for r in rs), n=len(rs),
-                       seeds=sorted(r["seed"] for r in rs), best_epoch=[r.get("best_epoch") for r in rs],
-                       epochs_run=[r.get("epochs_run") for r in rs])
-            out.setdefault(name, {})[family] = agg
-    return out
-
-
-def check_targets(aggs: dict[str, dict[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """PASS / FAIL / N/A of targets (a)–(e) per dataset on the means over split seeds."""
-    checks: list[dict[str, Any]] = []
-
-    def add(target: str, name: str, ok: bool | None, detail: str) -> None:
-        status = "N/A" if ok is None else ("PASS" if ok else "FAIL")
-        checks.append({"target": target, "dataset": name, "status": status, "detail": detail})
-
-    for name, fams in aggs.items():
-        ratio = {f: a["ratio"]["mean"] for f, a in fams.items()}
-        fid = {f: a["fidelity"]["mean"] for f, a in fams.items()}
-        mk = ratio.get("markov")
-        have = [f for f in GENAI if ratio.get(f) is not None]
-        if mk is None or not have:
-            add("a", name, None, "needs markov and a GenAI family")
-        for f in have if mk is not None else []:
-            add("a", name, ratio[f] >= mk and fid[f] <= fid["markov"], f"{f}: TSTR/TRTR {ratio[f]:.3f} ≥ markov "
-                f"{mk:.3f}, fidelity {fid[f]:.3f} ≤ markov {fid['markov']:.3f}")
-        if mk is not None and have:
-            best = max(have, key=lambda f: ratio[f])
-            add("b", name, ratio[best] >= mk + MARGIN_B, f"best GenAI {best} TSTR/TRTR {ratio[best]:.3f} ≥ markov "
-                f"{mk:.3f} + {MARGIN_B}")
-        if mk is not None and ratio.get("transformer") is not None:
-            add("c", name, None if mk < MARKOV_C else ratio["transformer"] >= TRANSFORMER_C,
-                f"transformer TSTR/TRTR {ratio['transformer']:.3f} ≥ {TRANSFORMER_C} (markov {mk:.3f}; applies "
-                f"where markov ≥ {MARKOV_C})")
-        if name == "iot-sentinel" and mk is not None and ratio.get("diffusion") is not None:
-            add("d", name, ratio["diffusion"] >= mk, f"diffusion TSTR/TRTR {ratio['diffusion']:.3f} ≥ markov {mk:.3f}")
-        for f, a in fams.items():
-            add("e", name, a["privacy_ok"] == a["n"], f"{f}: privacy ok on {a['privacy_ok']}/{a['n']} split seeds")
-    return checks
-
-
-# ---------------------------------------------------------------------------------------------- rendering
-def _f(x: float | None, digits: int = 3) -> str:
-    return "—" if x is None else f"{x:.{digits}f}"
-
-
-def _pm(m: dict[str, Any], digits: int = 3) -> str:
-    return "—" if m["mean"] is None else f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}"
-
-
-def render_markdown(aggs: dict, checks: list[dict[str, Any]], aug: list[dict[str, Any]], seeds: list[int]) -> str:
-    """One table per dataset with its target lines, then the augmentation tables."""
-    lines = [f"# Quality per family (test split; mean ± std over split seeds {', '.join(map(str, seeds))})", ""]
-    for name, fams in aggs.items():
-        lines += [f"## {name}", "", "| family | params | train s | TSTR/TRTR | TSTR F1 | fidelity | copy rate vs "
-                  "natural | DCR synth vs hold-out | privacy ok |", "|" + "---|" * 9]
-        for f, a in fams.items():
-            lines.append(f"| {f} | {a['params'] or '—'} | {_pm(a['fit_s'], 2)} | {_pm(a['ratio'])} | "
-                         f"{_pm(a['tstr_f1'])} | {_pm(a['fidelity'])} | {_f(a['copy_rate']['mean'])} vs "
-                         f"{_f(a['natural_copy_rate']['mean'])} | {_f(a['dcr_synth_median']['mean'])} vs "
-                         f"{_f(a['dcr_holdout_median']['mean'])} | {a['privacy_ok']}/{a['n']} |")
-        lines.append("")
-        lines += [f"- {c['status']} ({c['target']}) {c['detail']}" for c in checks if c["dataset"] == name]
-        lines.append("")
-    for name in dict.fromkeys(r["dataset"] for r in aug):
-        lines += render_augmentation(name, [r for r in aug if r["dataset"] == name])
-    return "\n".join(lines) + "\n"
-
-
-def render_augmentation(name: str, recs: list[dict[str, Any]]) -> list[str]:
-    """Method × protocol rows per fraction: the shared baselines once, then each family's two protocols."""
-    lines = [f"## Low-data augmentation on {name} (split seed 0, RF macro-F1 on the test split, mean ± std over "
-             f"seeds {', '.join(map(str, recs[0]['augmentation']['seeds']))})", "",
-             "| fraction | method | protocol | macro-F1 | gain over real only |", "|---|---|---|---|---|"]
-    baselines = {"real_only": "real only", "real+smote": "SMOTE", "real+handcrafted": "hand-crafted",
-                 "real_100": "all real (100 %)"}
-    protocols = {"real+synthetic_full": "fitted on the full training split",
-                 "real+synthetic_fraction": "refitted on the fraction alone"}
-    for fraction in recs[0]["augmentation"]["fractions"]:
-        first = _aug_rows(recs[0], fraction)
-        for method, label in baselines.items():
-            lines.append(f"| {fraction:g} | {label} | — | {_pm(first[method]['macro_f1'])} | "
-                         f"{_pm(first[method]['gain'])} |")
-        for r in recs:
-            for method, label in protocols.items():
-                row = _aug_rows(r, fraction)[method]
-                lines.append(f"| {fraction:g} | {r['family']} | {label} | {_pm(row['macro_f1'])} | "
-                             f"{_pm(row['gain'])} |")
-    return lines + [""]
-
-
-def _aug_rows(record: dict[str, Any], fraction: float) -> dict[str, dict[str, Any]]:
-    return {x["method"]: x for x in record["augmentation"]["rows"] if x["fraction"] == fraction}
-
-
-def plot(aggs: dict[str, dict[str, dict[str, Any]]], seeds: list[int], path: Path) -> None:
-    """TSTR/TRTR (top row) and fidelity (bottom row) per family with std error bars, one column per dataset."""
-    from ntg.utils.plots import pyplot, save_png
-
-    plt = pyplot()
-    names = list(aggs) or ["(none)"]
-    fig, axes = plt.subplots(2, len(names), figsize=(max(6.5, 4.5 * len(names)), 7.5), squeeze=False)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for col, name in enumerate(names):
-        fams = list(aggs.get(name, {}))
-        for row, (stat, label) in enumerate((("ratio", "TSTR/TRTR (higher is better)"),
-                                             ("fidelity", "fidelity score (lower is better)"))):
-            ax = axes[row][col]
-            for i, f in enumerate(fams):
-                m = aggs[name][f][stat]
-                ax.bar(i, m["mean"] or 0.0, yerr=m["std"] or 0.0, capsize=3, color=colours[i % len(colours)],
-                       label=f)
-            ax.set_xticks(range(len(fams)), fams, rotation=45, ha="right")
-            ax.set_ylabel(label)
-            ax.set_title(name if row == 0 else f"{name}: fidelity")
-        if fams:
-            axes[0][col].legend(fontsize="small")
-    fig.suptitle(f"Generator families on the test split\nmean ± std over split seeds {', '.join(map(str, seeds))}")
-    fig.tight_layout()
-    save_png(fig, path, dpi=110)
 
 
 # ---------------------------------------------------------------------------------------------- driver
@@ -558,7 +428,7 @@ def environment(device: str, jobs: int) -> dict[str, Any]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--datasets", nargs="*", default=list(DATASETS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="split seeds")
+    p.add_argument("--seeds", nargs="+", type=int, default=list(SPLIT_SEEDS), help="split seeds")
     p.add_argument("--families", nargs="*", default=list(FAMILIES))
     p.add_argument("--exclude", nargs="*", default=[], metavar="DATASET:FAMILY",
                    help="quality cells to leave out, e.g. iot-sentinel:diffusion (too slow for a CPU run)")
@@ -599,15 +469,17 @@ def main(argv: list[str] | None = None) -> int:
     aggs = aggregate(quality)
     aggs = {d: {f: aggs[d][f] for f in args.families if f in aggs[d]} for d in args.datasets if d in aggs}
     checks = check_targets(aggs)
+    paired = paired_against_markov([r for r in quality if r["dataset"] in aggs])
     wall = time.perf_counter() - started
     env["load_after"] = os.getloadavg()[0]
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     out = {ext: Path(f"{args.out}.{ext}") for ext in ("json", "md", "png")}
     write_json(out["json"], {
         "settings": settings, "environment": env, "records": quality, "aggregates": aggs, "targets": checks,
+        "paired_against_markov": paired,
         "augmentation": aug, "errors": errors, "wall_s": wall})
     with atomic_path(out["md"]) as tmp:
-        tmp.write_text(render_markdown(aggs, checks, aug, args.seeds))
+        tmp.write_text(render_markdown(aggs, checks, aug, args.seeds, paired))
     plot(aggs, args.seeds, out["png"])
     for c in checks:
         print(f"{c['status']:<4} ({c['target']}) {c['dataset']}: {c['detail']}")

@@ -76,6 +76,37 @@ def test_targets_fail_and_not_applicable(bench: Any) -> None:
     assert statuses(checks, "b", "requet") == ["PASS"]
 
 
+def test_target_b_is_not_applicable_where_no_generator_can_reach_it(bench: Any) -> None:
+    # a saturated set: TRTR F1 1.0 on both seeds caps every mean TSTR/TRTR at 1.0, so markov 1.0 + 0.05 is out of reach
+    recs = [{**record("requet", seed, family, ratio, 0.1), "trtr_f1": 1.0, "tstr_f1": ratio}
+            for family, ratio in (("markov", 1.0), ("transformer", 0.99)) for seed in (0, 1)]
+    checks = bench.check_targets(bench.aggregate(recs))
+    assert statuses(checks, "b", "requet") == ["N/A"]
+    assert "caps the mean ratio at 1.000" in next(c["detail"] for c in checks if c["target"] == "b")
+    assert statuses(checks, "a", "requet") == ["FAIL"]  # (a) stays: a generator can reach 1.0
+
+
+def test_paired_comparison_against_markov_on_the_same_split_seeds(bench: Any) -> None:
+    from scipy import stats
+
+    gains = (0.1, 0.2, 0.3)  # the transformer's TSTR/TRTR minus markov's on seeds 0, 1, 2
+    recs = [record("ndpi-pcaps", s, "markov", 0.9, 0.20 + 0.01 * s) for s in range(3)]
+    recs += [record("ndpi-pcaps", s, "transformer", 0.9 + g, 0.21) for s, g in enumerate(gains)]
+    recs += [record("ndpi-pcaps", 0, "ssm", 0.8, 0.1), record("requet", 0, "ssm", 1.0, 0.1)]  # requet: no markov
+    paired = bench.paired_against_markov(recs)
+    assert set(paired) == {"ndpi-pcaps"} and set(paired["ndpi-pcaps"]) == {"transformer", "ssm"}
+    tf = paired["ndpi-pcaps"]["transformer"]
+    assert tf["seeds"] == [0, 1, 2] and tf["d_ratio"]["mean"] == pytest.approx(0.2)
+    assert tf["d_ratio"]["ci95"] == pytest.approx(stats.t.ppf(0.975, 2) * 0.1 / 3**0.5)
+    assert tf["d_fidelity"]["per_seed"] == pytest.approx([-0.01, 0.0, 0.01])  # markov − transformer
+    assert tf["level_or_better"] == 2  # seed 0 is better on TSTR/TRTR but worse on fidelity
+    assert paired["ndpi-pcaps"]["ssm"]["d_ratio"]["ci95"] is None  # one seed: no interval
+    aggs = bench.aggregate(recs)
+    text = bench.render_markdown(aggs, bench.check_targets(aggs), [], [0, 1, 2], paired)
+    assert "| transformer | +0.200 ± 0.248 | +0.000 ± 0.025 | 2/3 |" in text
+    assert "| ssm | -0.100 ± — |" in text
+
+
 def test_markdown_has_the_numbers_and_verdicts(bench: Any) -> None:
     aggs = bench.aggregate(records("iot-sentinel", {"markov": (0.91, 0.20), "transformer": (0.97, 0.10)}))
     row = {"macro_f1": {"mean": 0.5, "std": 0.01}, "gain": {"mean": 0.25, "std": 0.05}, "fraction": 0.01}
