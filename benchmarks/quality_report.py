@@ -180,7 +180,8 @@ def _aug_rows(record: dict[str, Any], fraction: float) -> dict[str, dict[str, An
 
 
 def plot(aggs: dict[str, dict[str, dict[str, Any]]], seeds: list[int], path: Path) -> None:
-    """TSTR/TRTR (top row) and fidelity (bottom row) per family with std error bars, one column per dataset."""
+    """TSTR/TRTR (top row) and fidelity (bottom row) per family with std error bars, one column per dataset (the
+    x-axis names the families, so there is no legend to cover the bars)."""
     from ntg.utils.plots import pyplot, save_png
 
     plt = pyplot()
@@ -194,13 +195,10 @@ def plot(aggs: dict[str, dict[str, dict[str, Any]]], seeds: list[int], path: Pat
             ax = axes[row][col]
             for i, f in enumerate(fams):
                 m = aggs[name][f][stat]
-                ax.bar(i, m["mean"] or 0.0, yerr=m["std"] or 0.0, capsize=3, color=colours[i % len(colours)],
-                       label=f)
+                ax.bar(i, m["mean"] or 0.0, yerr=m["std"] or 0.0, capsize=3, color=colours[i % len(colours)])
             ax.set_xticks(range(len(fams)), fams, rotation=45, ha="right")
             ax.set_ylabel(label)
             ax.set_title(name if row == 0 else f"{name}: fidelity")
-        if fams:
-            axes[0][col].legend(fontsize="small")
     fig.suptitle(f"Generator families on the test split\nmean ± std over split seeds {', '.join(map(str, seeds))}")
     fig.tight_layout()
     save_png(fig, path, dpi=110)
