@@ -114,25 +114,57 @@ def test_recurrent_share_counts_flows_whose_class_and_tokens_recur_in_another_ca
 
 
 def test_class_support_is_decided_from_how_often_flows_recur_across_captures(iot_small, tmp_path):
+    from ntg.models.data_rules import RARE_CLASS_FLOWS
+
     train = iot_small.train
     gen = create_generator("transformer", **SMALL["transformer"])
     gen.fit(train, None, train_config={"epochs": 1, "device": "cpu"})
     notes = " ".join(gen.fit_log_["notes"])
-    assert gen.class_support_ and "class_support=True" in notes  # device setups repeat their exchanges
+    assert gen.confined_.all() and "class_support for every class" in notes  # device setups repeat their exchanges
     gen.save_pretrained(tmp_path / "gen")
     loaded = load_generator(tmp_path / "gen")
-    assert loaded.class_support is None and loaded.class_support_ and loaded._class_support("cpu") is not None
+    assert loaded.class_support is None and loaded.confined_classes().all()
+    assert loaded._class_support("cpu") is not None
 
     one_capture = train.take(np.arange(len(train)))
     one_capture.meta["capture"] = "all.pcap"  # no other capture for a flow to recur in
     gen = create_generator("transformer", **SMALL["transformer"])
     gen.prepare(one_capture)
-    assert not gen.class_support_ and "0.000 of the training flows" in gen.data_notes()[0]
+    counts = np.bincount(gen.class_ids(one_capture.labels), minlength=len(gen.classes_))
+    assert (gen.confined_ == (counts < RARE_CLASS_FLOWS)).all()  # only the rare classes
+    assert "0.000 of the training flows" in gen.data_notes()[0] and "the rare classes only" in gen.data_notes()[0]
     gen.class_support = True  # a value the user sets wins over the rule
-    assert gen._class_support("cpu") is not None
+    assert gen.confined_classes().all() and gen._class_support("cpu") is not None
+    gen.class_support = False
+    assert not gen.confined_classes().any() and gen._class_support("cpu") is None
 
     unnamed = train.take(np.arange(len(train)))
     unnamed.meta = unnamed.meta.drop(columns="capture")
     gen = create_generator("ssm", **SMALL["ssm"])
     gen.prepare(unnamed)
-    assert not gen.class_support_ and "names no captures" in gen.data_notes()[0]
+    assert (gen.confined_ == (counts < RARE_CLASS_FLOWS)).all() and "names no captures" in gen.data_notes()[0]
+
+
+def test_rare_classes_are_confined_and_the_others_left_free(prepared, flows, tmp_path):
+    short = flows.take(flows.labels == "short")
+    sent_sizes = set(short.payload[short.mask].tolist())
+    rare = np.array([c == "short" for c in prepared.classes_])
+    prepared.confined_ = rare  # as the rule decides when only "short" has fewer than RARE_CLASS_FLOWS flows
+    out = prepared.sample(400, label="short", seed=0)
+    assert set(out.payload[out.mask].tolist()) <= sent_sizes  # untrained weights would draw every size
+    other = next(c for c in prepared.classes_ if c != "short")
+    free = prepared.sample(400, label=other, seed=0)
+    assert not set(free.payload[free.mask].tolist()) <= sent_sizes
+    prepared.save_pretrained(tmp_path / "gen")
+    assert (load_generator(tmp_path / "gen").confined_ == rare).all()
+    prepared.confined_ = None
+
+
+def test_generators_saved_with_one_decision_for_every_class_still_load(prepared):
+    meta = prepared.learnt_metadata()
+    for old, expected in ((True, True), (False, False)):
+        prepared.set_learnt_metadata({**meta, "class_support": old})
+        assert prepared.confined_.tolist() == [expected] * len(prepared.classes_)
+    prepared.set_learnt_metadata({k: v for k, v in meta.items() if k != "class_support"})  # saved before any rule
+    assert not prepared.confined_.any()
+    prepared.confined_ = None

@@ -178,7 +178,7 @@ class AutoregressiveGenerator(NeuralGenerator):
         "dropout": spec("dropout on the embeddings and on the backbone's output while training", 0, 1,
                         open_high=True),
         "class_support": spec("sample only the size and gap bins the class used in training (unset: decided "
-                              "from the data, see ntg/models/data_rules.py)"),
+                              "per class from the data, see ntg/models/data_rules.py)"),
     }
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
@@ -187,7 +187,7 @@ class AutoregressiveGenerator(NeuralGenerator):
         super().__init__(n_packets=n_packets, seed=seed)
         self._init_settings(locals())
         self.tokenizer_: PacketTokenizer | None = None
-        self.class_support_ = False  # the decision for class_support=None, made in prepare
+        self.confined_: np.ndarray | None = None  # per class: the decision for class_support=None, made in prepare
         self._data_notes: list[str] = []
         self.module = None
 
@@ -204,8 +204,8 @@ class AutoregressiveGenerator(NeuralGenerator):
         if self.class_support is None:
             packet, iat, _ = self.tokenizer_.encode(train, self.n_packets)
             captures = train.meta["capture"].to_numpy() if "capture" in train.meta else None
-            self.class_support_, note = class_support_rule(np.concatenate([packet, iat], axis=1), class_ids,
-                                                           captures)
+            self.confined_, note = class_support_rule(np.concatenate([packet, iat], axis=1), class_ids, captures,
+                                                      len(self.classes_ or []))
             self._data_notes.append(note)
         self.module = self.build_module()
 
@@ -248,23 +248,34 @@ class AutoregressiveGenerator(NeuralGenerator):
         return FlowTable.concat(parts) if parts else FlowTable.empty(self.n_packets)
 
     def _class_support(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The per-class token masks of :meth:`AutoregressiveModel.generate` (EOS always allowed), or None with
-        ``class_support`` off or a tokenizer without class tables."""
+        """The per-class token masks of :meth:`AutoregressiveModel.generate` (EOS always allowed; a class left
+        free allows every token), or None with no class confined or a tokenizer without class tables."""
         assert self.tokenizer_ is not None and self.classes_ is not None
-        wanted = self.class_support if self.class_support is not None else self.class_support_
-        if not wanted or self.tokenizer_.values is None:
+        confined = self.confined_classes()
+        if not confined.any() or self.tokenizer_.values is None:
             return None
         packet, iat = self.tokenizer_.values.class_support(len(self.classes_))
+        packet[~confined], iat[~confined] = True, True
         packet = np.concatenate([packet, np.ones((len(packet), 1), dtype=bool)], axis=1)  # EOS
         return torch.as_tensor(packet, device=device), torch.as_tensor(iat, device=device)
+
+    def confined_classes(self, decided: bool = False) -> np.ndarray:
+        """A bool per class index: whether sampling confines it to its training tokens. ``class_support`` set by
+        the user applies to every class; unset (or with ``decided``), the data rule's decision from ``prepare``."""
+        n = len(self.classes_ or [])
+        if self.class_support is not None and not decided:
+            return np.full(n, bool(self.class_support))
+        return self.confined_ if self.confined_ is not None else np.zeros(n, dtype=bool)
 
     # ------------------------------------------------------------------ persistence
     def learnt_metadata(self) -> dict[str, Any]:
         assert self.tokenizer_ is not None
         return {**super().learnt_metadata(), "tokenizer": self.tokenizer_.to_dict(),
-                "class_support": self.class_support_}
+                "class_support": self.confined_classes(decided=True).tolist()}
 
     def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
         super().set_learnt_metadata(meta)
         self.tokenizer_ = PacketTokenizer.from_dict(meta["tokenizer"])
-        self.class_support_ = bool(meta.get("class_support", False))  # generators saved before the rule: off
+        decided = meta.get("class_support", False)  # a bool before the per-class rule; absent before any rule
+        n = len(self.classes_ or [])
+        self.confined_ = np.array(decided if isinstance(decided, list) else [bool(decided)] * n, dtype=bool)
