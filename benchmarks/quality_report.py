@@ -89,13 +89,13 @@ def paired_against_markov(records: list[dict[str, Any]]) -> dict[str, dict[str, 
     cells = {(r["dataset"], r["seed"], r["family"]): r for r in records if r["kind"] == "quality"}
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for name, seed, family in sorted(cells):
-        markov = cells.get((name, seed, "markov"))
-        if family not in GENAI or markov is None:
+        markov, own = cells.get((name, seed, "markov")), cells[name, seed, family]
+        if family not in GENAI or markov is None or None in (own["ratio"], markov["ratio"]):  # ratio None: TRTR 0
             continue
         entry = out.setdefault(name, {}).setdefault(family, {"seeds": [], "d_ratio": [], "d_fidelity": []})
         entry["seeds"].append(seed)
-        entry["d_ratio"].append(cells[name, seed, family]["ratio"] - markov["ratio"])
-        entry["d_fidelity"].append(markov["fidelity"] - cells[name, seed, family]["fidelity"])
+        entry["d_ratio"].append(own["ratio"] - markov["ratio"])
+        entry["d_fidelity"].append(markov["fidelity"] - own["fidelity"])
     for families in out.values():
         for entry in families.values():
             n = len(entry["seeds"])
