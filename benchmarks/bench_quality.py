@@ -45,7 +45,10 @@ in ``results/quality.{json,md,png}``. No GPU was lent.
   and over 5 seeds 0.897 ± 0.150 (0.225) against 0.898 ± 0.030 (0.216). Seed 3 holds a class of 6 training flows
   (item 10); with rare classes confined (0.652 and 0.901 on seed 3) the transformer is at 0.907 ± 0.129 (0.219)
   and the SSM at 0.912 ± 0.099 (0.222): level with the chain within the split noise (paired +0.009 ± 0.161 and
-  +0.014 ± 0.152), fidelity 0.003–0.006 behind it. Diffusion 0.863 ± 0.072 (0.219). The Markov chain replays
+  +0.014 ± 0.152), fidelity 0.003–0.006 behind it. Diffusion 0.863 ± 0.072 (0.219). Why the spread is so wide:
+  TSTR is a macro-F1 over the 15 classes, and 7 of them have fewer than 10 test flows on seed 3, 9 on seed 4
+  (IPSec: 1). One flow can move a class's F1 by 1, the macro-F1 by 0.07 and, with TRTR F1 at 0.34–0.48,
+  TSTR/TRTR by up to 0.2. The Markov chain replays
   near-copies (median DCR 0.34 against 1.17 for held-out flows) and fails the privacy gate on every seed; the
   networks pass it on every seed. The per-packet ``marginals`` baseline scores 0.986 and passes it too.
 * requet (704–728 flows, 5 classes): saturated. TRTR is 0.996–1.000 and every generator scores 0.99–1.00, so
