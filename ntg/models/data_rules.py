@@ -116,7 +116,7 @@ def class_support_rule(sequences: np.ndarray, class_ids: np.ndarray, captures: n
                        n_classes: int) -> tuple[np.ndarray, str]:
     """Which classes sampling confines to the tokens they used in training, as a bool per class index (module
     docstring: all of them where flows recur across captures, else the rare ones), and a note."""
-    rare = np.bincount(class_ids, minlength=n_classes)[:n_classes] < RARE_CLASS_FLOWS
+    rare = np.bincount(class_ids, minlength=n_classes) < RARE_CLASS_FLOWS
     rare_note = f"{int(rare.sum())} of {n_classes} classes have fewer than {RARE_CLASS_FLOWS} training flows"
     if captures is None:
         return rare, (f"data rules: class_support for the rare classes only (the training table names no "
