@@ -118,13 +118,27 @@ def fmt_pm(m: dict[str, Any], digits: int = 3) -> str:
     return "—" if m["mean"] is None else f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}"
 
 
-def render_markdown(aggs: dict, checks: list[dict[str, Any]], aug: list[dict[str, Any]], seeds: list[int],
+def seeds_text(seeds: list[int]) -> str:
+    """``0–9`` for a run of consecutive seeds, else ``0, 2, 5``."""
+    seeds = sorted(seeds)
+    if len(seeds) > 2 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}–{seeds[-1]}"
+    return ", ".join(map(str, seeds))
+
+
+def dataset_seeds(families: dict[str, dict[str, Any]]) -> list[int]:
+    """Every split seed that some family of one dataset's aggregates was scored on."""
+    return sorted({s for a in families.values() for s in a["seeds"]})
+
+
+def render_markdown(aggs: dict, checks: list[dict[str, Any]], aug: list[dict[str, Any]],
                     paired: dict[str, dict[str, dict[str, Any]]] | None = None) -> str:
     """One table per dataset with its target lines and the paired comparison, then the augmentation tables."""
-    lines = [f"# Quality per family (test split; mean ± std over split seeds {', '.join(map(str, seeds))})", ""]
+    lines = ["# Quality per family (test split; mean ± std over each dataset's split seeds)", ""]
     for name, fams in aggs.items():
-        lines += [f"## {name}", "", "| family | params | train s | TSTR/TRTR | TSTR F1 | fidelity | copy rate vs "
-                  "natural | DCR synth vs hold-out | privacy ok |", "|" + "---|" * 9]
+        lines += [f"## {name} (split seeds {seeds_text(dataset_seeds(fams))})", "",
+                  "| family | params | train s | TSTR/TRTR | TSTR F1 | fidelity | copy rate vs natural "
+                  "| DCR synth vs hold-out | privacy ok |", "|" + "---|" * 9]
         for f, a in fams.items():
             lines.append(f"| {f} | {a['params'] or '—'} | {fmt_pm(a['fit_s'], 2)} | {fmt_pm(a['ratio'])} | "
                          f"{fmt_pm(a['tstr_f1'])} | {fmt_pm(a['fidelity'])} | {fmt(a['copy_rate']['mean'])} vs "
@@ -179,7 +193,7 @@ def _aug_rows(record: dict[str, Any], fraction: float) -> dict[str, dict[str, An
     return {x["method"]: x for x in record["augmentation"]["rows"] if x["fraction"] == fraction}
 
 
-def plot(aggs: dict[str, dict[str, dict[str, Any]]], seeds: list[int], path: Path) -> None:
+def plot(aggs: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
     """TSTR/TRTR (top row) and fidelity (bottom row) per family with std error bars, one column per dataset (the
     x-axis names the families, so there is no legend to cover the bars)."""
     from ntg.utils.plots import pyplot, save_png
@@ -198,8 +212,9 @@ def plot(aggs: dict[str, dict[str, dict[str, Any]]], seeds: list[int], path: Pat
                 ax.bar(i, m["mean"] or 0.0, yerr=m["std"] or 0.0, capsize=3, color=colours[i % len(colours)])
             ax.set_xticks(range(len(fams)), fams, rotation=45, ha="right")
             ax.set_ylabel(label)
-            ax.set_title(name if row == 0 else f"{name}: fidelity")
-    fig.suptitle(f"Generator families on the test split\nmean ± std over split seeds {', '.join(map(str, seeds))}")
+            seeds = seeds_text(dataset_seeds(aggs.get(name, {}))) if fams else "none"
+            ax.set_title(f"{name} (split seeds {seeds})" if row == 0 else f"{name}: fidelity")
+    fig.suptitle("Generator families on the test split, mean ± std over split seeds")
     fig.tight_layout()
     save_png(fig, path, dpi=110)
 

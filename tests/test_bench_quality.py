@@ -102,7 +102,7 @@ def test_paired_comparison_against_markov_on_the_same_split_seeds(bench: Any) ->
     assert tf["level_or_better"] == 2  # seed 0 is better on TSTR/TRTR but worse on fidelity
     assert paired["ndpi-pcaps"]["ssm"]["d_ratio"]["ci95"] is None  # one seed: no interval
     aggs = bench.aggregate(recs)
-    text = bench.render_markdown(aggs, bench.check_targets(aggs), [], [0, 1, 2], paired)
+    text = bench.render_markdown(aggs, bench.check_targets(aggs), [], paired)
     assert "| transformer | +0.200 ± 0.248 | +0.000 ± 0.025 | 2/3 |" in text
     assert "| ssm | -0.100 ± — |" in text
 
@@ -114,12 +114,24 @@ def test_markdown_has_the_numbers_and_verdicts(bench: Any) -> None:
             "augmentation": {"fractions": [0.01], "seeds": [0, 1, 2], "rows": [
                 {**row, "method": m} for m in ("real_only", "real+synthetic_full", "real+synthetic_fraction",
                                                "real+smote", "real+handcrafted", "real_100")]}}]
-    text = bench.render_markdown(aggs, bench.check_targets(aggs), aug, [0, 1])
+    text = bench.render_markdown(aggs, bench.check_targets(aggs), aug)
+    assert "## iot-sentinel (split seeds 0, 1)" in text
     assert "| transformer | 1234 | 2.00 ± 0.00 | 0.970 ± 0.020 | 0.776 ± 0.016 | 0.100 ± 0.020 |" in text
     assert "0.010 vs 0.020" in text and "0.600 vs 0.500" in text and "2/2" in text
     assert "- PASS (a) transformer: TSTR/TRTR 0.970 ≥ markov 0.910" in text
     assert "| 0.01 | transformer | refitted on the fraction alone | 0.500 ± 0.010 | 0.250 ± 0.050 |" in text
     assert "| 0.01 | SMOTE | — |" in text and "| 0.01 | hand-crafted | — |" in text
+
+
+def test_small_sets_get_ten_split_seeds_and_their_headers_say_which(bench: Any) -> None:
+    from ntg.models.data_rules import SMALL_DATA_FLOWS
+
+    assert bench.default_split_seeds(SMALL_DATA_FLOWS - 1) == tuple(range(10))
+    assert bench.default_split_seeds(SMALL_DATA_FLOWS) == (0, 1, 2, 3, 4)
+    recs = [record("requet", seed, "markov", 1.0, 0.1) for seed in range(10)]
+    recs += [record("iot-sentinel", seed, "markov", 0.8, 0.1) for seed in (0, 2, 5)]
+    text = bench.render_markdown(bench.aggregate(recs), [], [])
+    assert "## requet (split seeds 0–9)" in text and "## iot-sentinel (split seeds 0, 2, 5)" in text
 
 
 def test_smoke_run_on_requet(bench: Any, datasets_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
