@@ -123,15 +123,28 @@ def test_markdown_has_the_numbers_and_verdicts(bench: Any) -> None:
     assert "| 0.01 | SMOTE | — |" in text and "| 0.01 | hand-crafted | — |" in text
 
 
-def test_small_sets_get_ten_split_seeds_and_their_headers_say_which(bench: Any) -> None:
+def test_small_sets_get_more_split_and_scoring_seeds_and_the_headers_say_which(bench: Any) -> None:
     from ntg.models.data_rules import SMALL_DATA_FLOWS
 
-    assert bench.default_split_seeds(SMALL_DATA_FLOWS - 1) == tuple(range(10))
-    assert bench.default_split_seeds(SMALL_DATA_FLOWS) == (0, 1, 2, 3, 4)
+    assert bench.default_seeds(SMALL_DATA_FLOWS - 1) == (tuple(range(10)), (0, 1, 2))
+    assert bench.default_seeds(SMALL_DATA_FLOWS) == ((0, 1, 2, 3, 4), (0,))
     recs = [record("requet", seed, "markov", 1.0, 0.1) for seed in range(10)]
     recs += [record("iot-sentinel", seed, "markov", 0.8, 0.1) for seed in (0, 2, 5)]
     text = bench.render_markdown(bench.aggregate(recs), [], [])
     assert "## requet (split seeds 0–9)" in text and "## iot-sentinel (split seeds 0, 2, 5)" in text
+
+
+def test_a_cell_scored_with_several_seeds_keeps_the_means_and_the_strictest_privacy(bench: Any) -> None:
+    def run(tstr: float, trtr: float, copy: float, ok: bool) -> dict[str, Any]:
+        return {"fidelity": 0.2, "tstr_f1": tstr, "trtr_f1": trtr, "copy_rate": copy, "natural_copy_rate": 0.01,
+                "dcr_synth_median": 1.0, "dcr_holdout_median": 1.2, "eval_seconds": 2.0, "privacy_ok": ok}
+
+    scores = bench.mean_scores([run(0.4, 0.5, 0.02, True), run(0.6, 0.5, 0.04, False)])
+    assert scores["ratio"] == pytest.approx(1.0) and scores["ratio_per_scoring_seed"] == pytest.approx([0.8, 1.2])
+    assert scores["copy_rate"] == pytest.approx(0.03) and scores["eval_seconds"] == pytest.approx(4.0)
+    assert scores["privacy_ok"] is False  # the gate failed for one scoring seed
+    assert bench.mean_scores([run(0.4, 0.0, 0.0, True)])["ratio"] is None  # TRTR F1 0: no ratio
+    assert "ratio_per_scoring_seed" not in bench.mean_scores([run(0.4, 0.5, 0.0, True)])
 
 
 def test_smoke_run_on_requet(bench: Any, datasets_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
