@@ -177,3 +177,22 @@ def test_smoke_run_on_requet(bench: Any, datasets_root: Path, tmp_path: Path, mo
     assert capsys.readouterr().out.count("(cached)") == 2
     refitted = {r["family"]: r for r in json.loads(out.with_suffix(".json").read_text())["records"]}
     assert not refitted["gmm"]["rescored"] and refitted["markov"]["rescored"]
+
+
+def test_a_users_own_flow_file_is_benchmarked_under_its_path(bench: Any, datasets_root: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    source = datasets_root / "cesnet-miner22" / "CESNET-MINER22-PPI" / "input" / "miner22-ppi-sampled.csv"
+    assert bench.cache_name("requet") == "requet"
+    name = bench.cache_name(str(source))
+    assert name.startswith("miner22-ppi-sampled-") and name != bench.cache_name(str(tmp_path / source.name))
+    out = tmp_path / "quality"
+    argv = ["--datasets", str(source), "--seeds", "0", "--scoring-seeds", "0", "1", "--families", "markov",
+            "--aug-datasets", "--max-flows-per-class", "30", "--jobs", "1", "--cache", str(tmp_path / "cache"),
+            "--out", str(out)]
+    assert bench.main(argv) == 0
+    result = json.loads(out.with_suffix(".json").read_text())
+    (record,) = result["records"]
+    assert record["dataset"] == str(source) and len(record["ratio_per_scoring_seed"]) == 2
+    assert (tmp_path / "cache" / "cells" / f"quality-{name}-s0-markov.json").exists()
+    assert result["settings"]["scoring_seeds"] == {str(source): [0, 1]}
