@@ -34,16 +34,15 @@ Seeds by default (:func:`default_seeds`): split seeds 0–4 scored with seed 0 o
 training flows, where a fit takes seconds and the noise is widest (item 11), split seeds 0–9, each cell scored
 with seeds 0, 1 and 2.
 
-Measured 2026-12-03 on the shared 2-core CPU machine, ``--jobs 2 --aug-families markov transformer ssm
-diffusion``: iot-sentinel over split seeds 0–4, ndpi-pcaps and requet over split seeds 0–9 × scoring seeds 0–2.
-Split seeds 5–9 of the two small sets took 13.4 min for their 70 cells, and scoring all 140 small-set cells with
-three seeds 16 min; a cold run takes about 135 min (fit and cell times add up to about 265 min over 2 workers).
-Per fit, on one
-thread: transformer 10–16 s on the small sets and 150–240 s on iot-sentinel; SSM 31–53 s and 380–550 s; diffusion
-57–75 s (60 epochs) on the small sets and 990–1,220 s (120 epochs) on iot-sentinel, whose cells also spend about
-6 min sampling and scoring. Each family is also compared with markov on the same split seeds (the mean per-seed
-difference with its 95 % t interval), because one split moves a family by up to 0.4 on ndpi-pcaps. Results are
-in ``results/quality.{json,md,png}``. No GPU was lent.
+Measured 2026-12-03 on the shared 2-core CPU machine, ``--jobs 2 --aug-families markov transformer ssm diffusion``:
+iot-sentinel over split seeds 0–4, ndpi-pcaps and requet over split seeds 0–9 × scoring seeds 0–2. Split seeds 5–9
+of the two small sets took 13.4 min for their 70 cells, and scoring all 140 small-set cells with three seeds 16 min;
+a cold run takes about 135 min (fit and cell times add up to about 265 min over 2 workers). Per fit, on one thread:
+transformer 10–16 s on the small sets and 150–240 s on iot-sentinel; SSM 31–53 s and 380–550 s; diffusion 57–75 s
+(60 epochs) on the small sets and 990–1,220 s (120 epochs) on iot-sentinel, whose cells also spend about 6 min
+sampling and scoring. Each family is also compared with markov on the same split seeds (the mean per-seed difference
+with its 95 % t interval), because one split moves a family by up to 0.4 on ndpi-pcaps. Results are in
+``results/quality.{json,md,png}``. No GPU was lent.
 
 * iot-sentinel (10,342 training flows, 29 classes), TSTR/TRTR with fidelity in brackets, 5 seeds:
   - transformer 0.904 ± 0.024 (0.083) and SSM 0.895 ± 0.028 (0.087), against markov 0.786 ± 0.021 (0.104);
@@ -425,7 +424,8 @@ def prepare_all(args: argparse.Namespace) -> tuple[dict[tuple[str, int], Any], d
     prepared: dict[tuple[str, int], Any] = {}
     seeds: dict[str, tuple[list, list]] = {}
     for name in dict.fromkeys([*args.datasets, *args.aug_datasets]):
-        split, scoring = default_seeds(len(_prepare(args, name, 0, prepared).train))
+        split, scoring = (args.seeds, args.scoring_seeds) if args.seeds and args.scoring_seeds else \
+            default_seeds(len(_prepare(args, name, 0, prepared).train))
         seeds[name] = (sorted(args.seeds or split), sorted(args.scoring_seeds or scoring))
         for seed in sorted(set(seeds[name][0]) | ({0} if name in args.aug_datasets else set())):
             _prepare(args, name, seed, prepared)
