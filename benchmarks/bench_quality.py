@@ -424,8 +424,8 @@ def prepare_all(args: argparse.Namespace) -> tuple[dict[tuple[str, int], Any], d
     prepared: dict[tuple[str, int], Any] = {}
     seeds: dict[str, tuple[list, list]] = {}
     for name in dict.fromkeys([*args.datasets, *args.aug_datasets]):
-        split, scoring = (args.seeds, args.scoring_seeds) if args.seeds and args.scoring_seeds else \
-            default_seeds(len(_prepare(args, name, 0, prepared).train))
+        given = bool(args.seeds and args.scoring_seeds)  # else split seed 0 tells the set's size
+        split, scoring = ((), ()) if given else default_seeds(len(_prepare(args, name, 0, prepared).train))
         seeds[name] = (sorted(args.seeds or split), sorted(args.scoring_seeds or scoring))
         for seed in sorted(set(seeds[name][0]) | ({0} if name in args.aug_datasets else set())):
             _prepare(args, name, seed, prepared)
