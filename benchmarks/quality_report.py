@@ -4,7 +4,7 @@ against the Markov chain, and the Markdown and PNG renderings (``bench_quality.p
 Means over a few capture-level splits are noisy: on ndpi-pcaps one split seed moves a family's TSTR/TRTR by
 up to 0.4. So beside the targets, which compare means as the issue states them, :func:`paired_against_markov`
 compares each family with the chain *on the same split seed* and gives a 95 % t-interval of the mean difference:
-an interval across zero means "level within the split-to-split noise", whichever way the means fall.
+an interval across zero means "level within the noise of splits and draws", whichever way the means fall.
 """
 
 from __future__ import annotations
@@ -204,6 +204,7 @@ def plot(aggs: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for col, name in enumerate(names):
         fams = list(aggs.get(name, {}))
+        seeds = seeds_text(dataset_seeds(aggs[name])) if fams else "none"
         for row, (stat, label) in enumerate((("ratio", "TSTR/TRTR (higher is better)"),
                                              ("fidelity", "fidelity score (lower is better)"))):
             ax = axes[row][col]
@@ -212,7 +213,6 @@ def plot(aggs: dict[str, dict[str, dict[str, Any]]], path: Path) -> None:
                 ax.bar(i, m["mean"] or 0.0, yerr=m["std"] or 0.0, capsize=3, color=colours[i % len(colours)])
             ax.set_xticks(range(len(fams)), fams, rotation=45, ha="right")
             ax.set_ylabel(label)
-            seeds = seeds_text(dataset_seeds(aggs.get(name, {}))) if fams else "none"
             ax.set_title(f"{name} (split seeds {seeds})" if row == 0 else f"{name}: fidelity")
     fig.suptitle("Generator families on the test split, mean ± std over split seeds")
     fig.tight_layout()
