@@ -132,7 +132,7 @@ def test_class_support_is_decided_from_how_often_flows_recur_across_captures(iot
     gen.prepare(one_capture)
     counts = np.bincount(gen.class_ids(one_capture.labels), minlength=len(gen.classes_))
     assert (gen.confined_ == (counts < RARE_CLASS_FLOWS)).all()  # only the rare classes
-    assert "0.000 of the training flows" in gen.data_notes()[0] and "the rare classes only" in gen.data_notes()[0]
+    assert "0.000 of the training flows" in gen.data_notes()[1] and "the rare classes only" in gen.data_notes()[1]
     gen.class_support = True  # a value the user sets wins over the rule
     assert gen.confined_classes().all() and gen._class_support("cpu") is not None
     gen.class_support = False
@@ -142,7 +142,7 @@ def test_class_support_is_decided_from_how_often_flows_recur_across_captures(iot
     unnamed.meta = unnamed.meta.drop(columns="capture")
     gen = create_generator("ssm", **SMALL["ssm"])
     gen.prepare(unnamed)
-    assert (gen.confined_ == (counts < RARE_CLASS_FLOWS)).all() and "names no captures" in gen.data_notes()[0]
+    assert (gen.confined_ == (counts < RARE_CLASS_FLOWS)).all() and "names no captures" in gen.data_notes()[1]
 
 
 def test_rare_classes_are_confined_and_the_others_left_free(prepared, flows, tmp_path):

@@ -183,7 +183,8 @@ class AutoregressiveGenerator(NeuralGenerator):
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
                  temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto",
-                 dropout: float = 0.0, class_support: bool | None = None) -> None:
+                 dropout: float = 0.0, class_support: bool | None = None, capture_balance: bool | None = None
+                 ) -> None:
         super().__init__(n_packets=n_packets, seed=seed)
         self._init_settings(locals())
         self.tokenizer_: PacketTokenizer | None = None
@@ -200,17 +201,12 @@ class AutoregressiveGenerator(NeuralGenerator):
         class_ids = self.class_ids(train.labels)
         self.tokenizer_ = PacketTokenizer.fit(train, self.n_packets, self.n_size_bins, self.n_iat_bins,
                                               class_ids=class_ids)
-        self._data_notes = []
+        packet, iat, _ = self.tokenizer_.encode(train, self.n_packets)
+        share = self._decide_capture_rules(train, np.concatenate([packet, iat], axis=1), class_ids)
         if self.class_support is None:
-            packet, iat, _ = self.tokenizer_.encode(train, self.n_packets)
-            captures = train.meta["capture"].to_numpy() if "capture" in train.meta else None
-            self.confined_, note = class_support_rule(np.concatenate([packet, iat], axis=1), class_ids, captures,
-                                                      len(self.classes_ or []))
+            self.confined_, note = class_support_rule(share, class_ids, len(self.classes_ or []))
             self._data_notes.append(note)
         self.module = self.build_module()
-
-    def data_notes(self) -> list[str]:
-        return list(self._data_notes)
 
     def build_module(self) -> AutoregressiveModel:
         if self.tokenizer_ is None or self.classes_ is None:

@@ -47,6 +47,20 @@ trained on a handful of flows leaves the heads near the other classes' distribut
 LLMNR flows, a third to half of the networks' LLMNR flows carried other classes' sizes, TSTR/TRTR 0.60 / 0.65
 against the chain's 0.86; confined, 0.65 / 0.90 with fidelity 0.305 / 0.314 → 0.275 / 0.260 and privacy kept;
 item 10). A table without a ``capture`` column confines only its rare classes.
+
+Training (every neural family): ``capture_balance`` left unset is decided in ``prepare`` by
+:func:`capture_balance_rule` from the same share. Where flows do not recur across captures (share below
+``RECURRENT_SHARE``), every capture is an environment of its own, and the flows the generator is judged against come
+from captures it never saw; the training split, though, is dominated per class by one or two large captures
+(ndpi-pcaps split seed 0: 66 of the 229 DNS flows come from one of 15 captures, 86 of 88 WhatsApp flows from one).
+Each epoch then draws the class's flows with replacement, a flow of a capture holding ``n`` flows of its class with
+weight ``n ** -CAPTURE_BALANCE`` (each class keeps its number of draws): the network learns the class across its
+captures rather than its largest capture. Exponent 1 (every capture equal; measured with the split resampled once by
+the weights) lifted the transformer's TSTR/TRTR further but repeated the flows of one-flow captures so often that the
+copy rate crossed the privacy margin on 8 of 10 splits; 0.5 keeps it (ndpi-pcaps, 10 split seeds × 3 draws; figures
+in ``benchmarks/bench_quality.py``, item 12). Where flows recur
+(iot-sentinel, requet) the training split already covers what new captures hold, and every flow is drawn once per
+epoch as before. A table without captures, or whose classes' captures all hold as many flows, is drawn as before.
 """
 
 from __future__ import annotations
@@ -65,6 +79,7 @@ LARGE_BATCH, MIN_BATCH = 256, 16
 MIN_STEPS_PER_EPOCH = 16
 RECURRENT_SHARE = 0.1  # flows recurring in another capture above which each class is confined to its own tokens
 RARE_CLASS_FLOWS = 16  # training flows below which a class is confined to its own tokens whatever the share
+CAPTURE_BALANCE = 0.5  # exponent of the per-capture weights where flows do not recur across captures
 
 
 def small_data(n_train: int) -> bool:
@@ -112,18 +127,56 @@ def recurrent_share(sequences: np.ndarray, class_ids: np.ndarray, captures: np.n
     return float(np.mean([len(seen[k]) > 1 for k in keys])) if keys else 0.0
 
 
-def class_support_rule(sequences: np.ndarray, class_ids: np.ndarray, captures: np.ndarray | None,
-                       n_classes: int) -> tuple[np.ndarray, str]:
+def capture_share(sequences: np.ndarray, class_ids: np.ndarray, captures: np.ndarray | None) -> float | None:
+    """:func:`recurrent_share` where the table names captures, else None (what both sampling rules read)."""
+    return None if captures is None else recurrent_share(sequences, class_ids, captures)
+
+
+def class_support_rule(share: float | None, class_ids: np.ndarray, n_classes: int) -> tuple[np.ndarray, str]:
     """Which classes sampling confines to the tokens they used in training, as a bool per class index (module
-    docstring: all of them where flows recur across captures, else the rare ones), and a note."""
+    docstring: all of them where flows recur across captures, ``share`` ≥ ``RECURRENT_SHARE``, else the rare
+    ones), and a note."""
     rare = np.bincount(class_ids, minlength=n_classes) < RARE_CLASS_FLOWS
     rare_note = f"{int(rare.sum())} of {n_classes} classes have fewer than {RARE_CLASS_FLOWS} training flows"
-    if captures is None:
+    if share is None:
         return rare, (f"data rules: class_support for the rare classes only (the training table names no "
                       f"captures; {rare_note}; see ntg/models/data_rules.py)")
-    share = recurrent_share(sequences, class_ids, captures)
     every = share >= RECURRENT_SHARE
     confined = np.ones(n_classes, dtype=bool) if every else rare
     scope = "every class" if every else f"the rare classes only ({rare_note})"
     return confined, (f"data rules: class_support for {scope}: {share:.3f} of the training flows recur in another "
                       f"capture; threshold {RECURRENT_SHARE}, see ntg/models/data_rules.py")
+
+
+def capture_weights(class_ids: np.ndarray, captures: np.ndarray) -> np.ndarray:
+    """Per flow, ``n ** -CAPTURE_BALANCE`` where ``n`` counts the flows of its class in its capture, scaled so that
+    every class keeps its number of draws per epoch (the mean weight in each class is 1)."""
+    weights = np.ones(len(class_ids), dtype=np.float64)
+    for c in np.unique(class_ids):
+        rows = np.flatnonzero(class_ids == c)
+        _, inverse, counts = np.unique(np.asarray(captures)[rows].astype(str), return_inverse=True,
+                                       return_counts=True)
+        w = counts[inverse].astype(np.float64) ** -CAPTURE_BALANCE
+        weights[rows] = w * len(rows) / w.sum()
+    return weights
+
+
+def capture_balance_rule(share: float | None, class_ids: np.ndarray, captures: np.ndarray | None,
+                         setting: bool | None = None) -> tuple[np.ndarray | None, str]:
+    """The chance weight of each training flow in an epoch's draw (None: every flow once per epoch) and a note:
+    :func:`capture_weights` where the user asked for it (``setting`` True) or, left unset, where the flows do not
+    recur across captures (``share`` < ``RECURRENT_SHARE``); never without captures or with ``setting`` False."""
+    if captures is None or setting is False:
+        why = "the training table names no captures" if captures is None else "capture_balance=False"
+        return None, f"data rules: no capture balance ({why})"
+    if setting is None and share is not None and share >= RECURRENT_SHARE:
+        return None, (f"data rules: no capture balance: {share:.3f} of the training flows recur in another "
+                      f"capture; threshold {RECURRENT_SHARE}, see ntg/models/data_rules.py")
+    weights = capture_weights(class_ids, captures)
+    if np.allclose(weights, 1.0):
+        return None, "data rules: no capture balance (each class's captures hold as many flows as each other)"
+    n_captures = len(set(np.asarray(captures).astype(str).tolist()))
+    why = "capture_balance=True" if setting else f"{share:.3f} of the training flows recur in another capture"
+    return weights, (
+        f"data rules: capture balance ({why}): each epoch draws a class's flows with weight n^-{CAPTURE_BALANCE} for "
+        f"n flows of that class in the same capture ({n_captures} captures); see ntg/models/data_rules.py")

@@ -203,6 +203,7 @@ class DiffusionGenerator(NeuralGenerator):
         class_values: bool = True,
         space: str = "bits",
         self_condition: bool = False,
+        capture_balance: bool | None = None,
     ) -> None:
         super().__init__(n_packets, seed)
         self._init_settings(locals())
@@ -220,7 +221,10 @@ class DiffusionGenerator(NeuralGenerator):
         train = training_packets(train, self.n_packets, self.family)
         self._learn_classes(train)
         self.codec_ = FlowMatrixCodec.fit(train, self.n_packets)
-        self.values_ = PacketTokenizer.fit(train, self.n_packets, class_ids=self.class_ids(train.labels))
+        class_ids = self.class_ids(train.labels)
+        self.values_ = PacketTokenizer.fit(train, self.n_packets, class_ids=class_ids)
+        packet, iat, _ = self.values_.encode(train, self.n_packets)
+        self._decide_capture_rules(train, np.concatenate([packet, iat], axis=1), class_ids)
         self.bits_ = TokenBitsCodec(self.values_, self.n_packets) if self.space == "bits" else None
         self.module = self.build_module()
 

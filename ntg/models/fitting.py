@@ -152,12 +152,17 @@ def _encode(gen: NeuralGenerator, flows: FlowTable, what: str) -> dict[str, torc
     return batch
 
 
-def _shard(n: int, epoch: int, config: TrainConfig, rank: int, world: int, shuffle: bool) -> torch.Tensor:
-    """This worker's row order for an epoch: a seeded permutation, padded (like DistributedSampler) to a
+def _shard(n: int, epoch: int, config: TrainConfig, rank: int, world: int, shuffle: bool,
+           weights: np.ndarray | None = None) -> torch.Tensor:
+    """This worker's row order for an epoch: a seeded permutation (with ``weights``, ``n`` seeded draws with
+    replacement, each row with chance proportional to its weight), padded (like DistributedSampler) to a
     multiple of ``world`` so every worker runs the same number of steps, then strided by rank."""
     if shuffle:
         g = torch.Generator().manual_seed(config.seed * 10_007 + epoch)
-        order = torch.randperm(n, generator=g)
+        if weights is not None:
+            order = torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), n, replacement=True, generator=g)
+        else:
+            order = torch.randperm(n, generator=g)
     else:
         order = torch.arange(n)
     if world > 1:
@@ -329,8 +334,11 @@ def _train_epoch(run: _Run, train_module: nn.Module, data: dict[str, torch.Tenso
     """One pass over this worker's shard; the mean training loss over all workers and the flows seen."""
     config = run.config
     train_module.train()
-    order = _shard(len(next(iter(data.values()))), epoch, config, run.reporter.rank, run.reporter.world_size,
-                   shuffle=True)
+    n = len(next(iter(data.values())))
+    weights = run.gen.flow_weights_
+    if weights is not None and len(weights) != n:
+        raise ValueError(f"{run.gen.family}: {len(weights)} flow weights for {n} training flows; prepare() again")
+    order = _shard(n, epoch, config, run.reporter.rank, run.reporter.world_size, shuffle=True, weights=weights)
     sums = torch.zeros(2, dtype=torch.float64)
     bar = _progress_bar(show, run.steps_per_epoch, f"epoch {epoch}/{config.epochs}")
     for size, batch in _batches(data, order, config.batch_size, run.device):

@@ -27,7 +27,14 @@ from torch import nn
 
 from ntg.data.schema import FlowTable
 from ntg.models.base import Generator
-from ntg.models.data_rules import LARGE_EPOCHS, LARGE_SELECTION, SMALL_EPOCHS, SMALL_SELECTION
+from ntg.models.data_rules import (
+    LARGE_EPOCHS,
+    LARGE_SELECTION,
+    SMALL_EPOCHS,
+    SMALL_SELECTION,
+    capture_balance_rule,
+    capture_share,
+)
 from ntg.models.fitting import Reporter, TrainConfig, TrainResult, train_generator
 from ntg.models.settings import spec
 
@@ -60,9 +67,16 @@ class NeuralGenerator(Generator):
     SETTINGS: ClassVar[dict[str, Any]] = {
         "sample_precision": spec("auto: bf16 sampling where the hardware multiplies bf16 natively",
                                  choices=SAMPLE_PRECISIONS),
+        "capture_balance": spec("draw each epoch's flows so that a class's small captures weigh more against its "
+                                "large ones (unset: decided from the data, see ntg/models/data_rules.py)"),
     }
     module: nn.Module | None = None
     training_result_: TrainResult | None = None
+    #: per training flow, its weight in each epoch's draw, decided in ``prepare`` (data_rules.capture_balance_rule);
+    #: None: every flow once per epoch, in a shuffled order
+    flow_weights_: np.ndarray | None = None
+    capture_balance: bool | None = None
+    _data_notes: list[str]
     sample_precision: str = "float32"
     #: whether ``sample_precision="auto"`` picks bf16 on hardware with native bf16 matmuls: true where the
     #: family's sampling time is in matmuls (measured by benchmarks/bench_sample_precision.py)
@@ -78,7 +92,17 @@ class NeuralGenerator(Generator):
 
     def data_notes(self) -> list[str]:
         """What ``prepare`` decided from the training data for settings left unset (for the run's notes)."""
-        return []
+        return list(getattr(self, "_data_notes", []))
+
+    def _decide_capture_rules(self, train: FlowTable, sequences: np.ndarray, class_ids: np.ndarray) -> float | None:
+        """Set ``flow_weights_`` by :func:`~ntg.models.data_rules.capture_balance_rule` from the training flows'
+        token ``sequences`` (one row per flow) and restart the data notes with its note; the share of flows that
+        recur in another capture (None without captures), which other rules read too."""
+        captures = train.meta["capture"].to_numpy() if "capture" in train.meta else None
+        share = capture_share(sequences, class_ids, captures)
+        self.flow_weights_, note = capture_balance_rule(share, class_ids, captures, self.capture_balance)
+        self._data_notes = [note]
+        return share
 
     @abstractmethod
     def build_module(self) -> nn.Module:

@@ -225,9 +225,10 @@ class SSMGenerator(AutoregressiveGenerator):
         sample_precision: str = "auto",
         dropout: float = 0.0,
         class_support: bool | None = None,
+        capture_balance: bool | None = None,
     ) -> None:
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision,
-                         dropout, class_support)
+                         dropout, class_support, capture_balance)
         self._init_settings(locals())
 
     def build_backbone(self) -> MambaBackbone:
