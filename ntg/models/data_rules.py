@@ -128,7 +128,8 @@ def recurrent_share(sequences: np.ndarray, class_ids: np.ndarray, captures: np.n
 
 
 def capture_share(sequences: np.ndarray, class_ids: np.ndarray, captures: np.ndarray | None) -> float | None:
-    """:func:`recurrent_share` where the table names captures, else None (what both sampling rules read)."""
+    """:func:`recurrent_share` where the table names captures, else None (what the class-support and capture-balance
+    rules read)."""
     return None if captures is None else recurrent_share(sequences, class_ids, captures)
 
 
