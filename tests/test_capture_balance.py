@@ -9,7 +9,7 @@ import torch
 
 from ntg.models import create_generator
 from ntg.models.data_rules import CAPTURE_BALANCE, RECURRENT_SHARE, capture_balance_rule, capture_weights
-from ntg.models.fitting import TrainConfig, _shard
+from ntg.models.epoch_data import epoch_order
 from tests import ar_flows
 
 torch.set_num_threads(1)
@@ -40,13 +40,14 @@ def test_the_rule_balances_only_where_flows_do_not_recur_unless_the_user_says_ot
 
 def test_a_weighted_epoch_draws_rows_by_weight_the_same_way_for_the_same_seed():
     weights = np.r_[np.zeros(50), np.ones(50)]
-    config = TrainConfig(seed=3)
-    order = _shard(100, 1, config, 0, 1, shuffle=True, weights=weights)
+    order = epoch_order(100, 1, seed=3, weights=weights)
     assert len(order) == 100 and (order >= 50).all()  # a row of weight 0 is never drawn
-    assert torch.equal(order, _shard(100, 1, config, 0, 1, shuffle=True, weights=weights))
-    assert not torch.equal(order, _shard(100, 2, config, 0, 1, shuffle=True, weights=weights))  # a new draw each epoch
-    ranks = [_shard(100, 1, config, r, 2, shuffle=True, weights=weights) for r in (0, 1)]
+    assert torch.equal(order, epoch_order(100, 1, seed=3, weights=weights))
+    assert not torch.equal(order, epoch_order(100, 2, seed=3, weights=weights))  # a new draw each epoch
+    ranks = [epoch_order(100, 1, seed=3, rank=r, world=2, weights=weights) for r in (0, 1)]
     assert torch.equal(torch.sort(torch.cat(ranks)).values, torch.sort(order).values)  # the ranks split one draw
+    with pytest.raises(ValueError, match="99 flow weights for 100 training flows"):
+        epoch_order(100, 1, seed=3, weights=weights[:99])
 
 
 @pytest.mark.parametrize("family", ["transformer", "diffusion"])

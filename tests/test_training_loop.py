@@ -112,9 +112,10 @@ def test_weight_average_is_validated_and_kept_without_changing_the_updates(split
     kept, raw_last = weights(averaged), recorder.states[-1]
     assert not all(torch.equal(kept[k], raw_last[k]) for k in kept)
     # the kept average scores the validation loss reported for its epoch
-    from ntg.models.fitting import _encode, _evaluate
+    from ntg.models.epoch_data import encode_rows
+    from ntg.models.fitting import _evaluate
 
-    val_loss = _evaluate(averaged.module, _encode(averaged, val, "validation"), TrainConfig(**base), Reporter(),
+    val_loss = _evaluate(averaged.module, encode_rows(averaged, val, "validation"), TrainConfig(**base), Reporter(),
                          torch.device("cpu"), False)
     assert val_loss == pytest.approx(b.best_val_loss, rel=1e-6)
 

@@ -33,7 +33,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.models.checkpoints import CHECKPOINT_FILE, cpu_state, load_checkpoint, save_checkpoint, set_rng_states
 from ntg.models.data_rules import resolve_train_config
+from ntg.models.epoch_data import batches, encode_rows, epoch_order
 from ntg.models.holdout import split_train_val
 from ntg.models.optim import WarmupCosine, parameter_groups, update_ema
 from ntg.models.settings import TrainConfig
@@ -141,45 +142,6 @@ def resolve_device(requested: str) -> torch.device:
     return device
 
 
-# ---------------------------------------------------------------------------------------------- data
-def _encode(gen: NeuralGenerator, flows: FlowTable, what: str) -> dict[str, torch.Tensor]:
-    batch = gen.encode(flows)
-    if not batch:
-        raise NtgError(f"{gen.family}.encode returned no tensors for the {what} flows")
-    lengths = {name: len(t) for name, t in batch.items()}
-    if set(lengths.values()) != {len(flows)}:
-        raise ValueError(f"{gen.family}.encode: need one row per flow ({len(flows)}), got {lengths}")
-    return batch
-
-
-def _shard(n: int, epoch: int, config: TrainConfig, rank: int, world: int, shuffle: bool,
-           weights: np.ndarray | None = None) -> torch.Tensor:
-    """This worker's row order for an epoch: a seeded permutation (with ``weights``, ``n`` seeded draws with
-    replacement, each row with chance proportional to its weight), padded (like DistributedSampler) to a
-    multiple of ``world`` so every worker runs the same number of steps, then strided by rank."""
-    if shuffle:
-        g = torch.Generator().manual_seed(config.seed * 10_007 + epoch)
-        if weights is not None:
-            order = torch.multinomial(torch.as_tensor(weights, dtype=torch.float64), n, replacement=True, generator=g)
-        else:
-            order = torch.randperm(n, generator=g)
-    else:
-        order = torch.arange(n)
-    if world > 1:
-        padded = math.ceil(n / world) * world
-        order = torch.cat([order, order[: padded - n]]) if padded > n else order
-        order = order[rank::world]
-    return order
-
-
-def _batches(
-    data: dict[str, torch.Tensor], order: torch.Tensor, batch_size: int, device: torch.device
-) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        yield len(idx), {k: v[idx].to(device, non_blocking=True) for k, v in data.items()}
-
-
 # ---------------------------------------------------------------------------------------------- the loop
 @dataclass
 class _Run:
@@ -234,8 +196,8 @@ def train_generator(
     notes = [*notes, *decided]
     run = _start(gen, train, val, config, reporter)
     notes = [*notes, *gen.data_notes()]
-    train_data = _encode(gen, train, "training")
-    val_data = _encode(gen, val, "validation") if val is not None else None
+    train_data = encode_rows(gen, train, "training")
+    val_data = encode_rows(gen, val, "validation") if val is not None else None
     ckpt_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
     if ckpt_path is not None and ckpt_path.exists():
         _resume(run, ckpt_path)
@@ -335,13 +297,11 @@ def _train_epoch(run: _Run, train_module: nn.Module, data: dict[str, torch.Tenso
     config = run.config
     train_module.train()
     n = len(next(iter(data.values())))
-    weights = run.gen.flow_weights_
-    if weights is not None and len(weights) != n:
-        raise ValueError(f"{run.gen.family}: {len(weights)} flow weights for {n} training flows; prepare() again")
-    order = _shard(n, epoch, config, run.reporter.rank, run.reporter.world_size, shuffle=True, weights=weights)
+    order = epoch_order(n, epoch, config.seed, run.reporter.rank, run.reporter.world_size,
+                        weights=run.gen.flow_weights_)
     sums = torch.zeros(2, dtype=torch.float64)
     bar = _progress_bar(show, run.steps_per_epoch, f"epoch {epoch}/{config.epochs}")
-    for size, batch in _batches(data, order, config.batch_size, run.device):
+    for size, batch in batches(data, order, config.batch_size, run.device):
         with torch.autocast(run.device.type, dtype=torch.bfloat16, enabled=run.use_bf16):
             loss = train_module(**batch)
         if not torch.isfinite(loss):
@@ -400,7 +360,7 @@ def _evaluate(
     devices = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(config.seed + _VAL_SEED_OFFSET)
-        for size, batch in _batches(data, order, config.batch_size, device):
+        for size, batch in batches(data, order, config.batch_size, device):
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = module(**batch)
             sums += torch.tensor([loss.item() * size, size], dtype=torch.float64)
