@@ -37,7 +37,7 @@ demo: install
 
 test: install debian-tools
 	$(VENV)/bin/ruff check ntg tests benchmarks cluster
-	$(PY) -m pytest -q -x --timeout=1800 tests
+	$(PY) -m pytest -q -x --timeout=1800 --durations=15 tests
 
 lint: install
 	$(VENV)/bin/ruff check ntg tests benchmarks cluster
