@@ -51,10 +51,13 @@ def test_train_sample_evaluate_round_trip(iot_small: PreparedDataset, tmp_path: 
 
     report_dir = tmp_path / "report"
     evaluated = ntg("evaluate", "--data", str(iot_small.root), "--generator", str(run), "--out", str(report_dir),
-                    "--axes", "fidelity", "privacy", "tstr", "--classifiers", "rf", "--split-seeds", "1", "--quiet")
+                    "--axes", "fidelity", "privacy", "tstr", "augmentation", "--classifiers", "rf",
+                    "--split-seeds", "1", "--augmentation-fractions", "0.1", "--augmentation-seeds", "1", "--quiet")
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads((report_dir / "report.json").read_text())
     assert report["fidelity"]["score"] is not None and 0 <= report["privacy"]["copy_rate"] <= 1
+    assert report["augmentation"]["fractions"] == [0.1] == report["settings"]["augmentation_fractions"]
+    assert {row["fraction"] for row in report["augmentation"]["rows"]} == {0.1}
     assert "copy rate" in (report_dir / "report.md").read_text()
 
 

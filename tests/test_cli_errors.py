@@ -102,6 +102,8 @@ CASES = [
       "99"], "--n-packets 99"),
     (["evaluate", "--data", "{data}", "--synthetic", "{data}/flows.parquet", "--out", "{tmp}/e", "--axes", "beauty"],
      "'beauty'"),
+    (["evaluate", "--data", "{data}", "--synthetic", "{data}/flows.parquet", "--out", "{tmp}/e",
+      "--augmentation-fractions", "0.1", "1.5"], "1.5"),
     # demo
     (["demo", "--families", "gpt9", "--workdir", "{tmp}/demo"], "gpt9"),
     (["demo", "--split-seeds", "0", "--workdir", "{tmp}/demo"], "--split-seeds 0"),

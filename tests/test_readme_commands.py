@@ -2,9 +2,11 @@
 
 The commands run in order in one temporary folder (the README's relative paths: data/iot, runs/tf, ...) with
 ``NTG_DATA_ROOT`` pointing at the real captures, as the README says to set it. Only budgets are appended
-(argparse keeps the last value): one epoch on a few hundred flows, one split seed, the Random Forest only (the
-augmentation still refits the generator on each low-data fraction: the path where a rare class once went
-missing), two sweep trials. ``./my-captures`` and ``./captures`` are a few nDPI test captures (the README's
+(argparse keeps the last value): one epoch on a few hundred flows, one split seed, the Random Forest only, the 1 %
+low-data fraction alone (the augmentation still refits the generator on it: the path where a rare class once went
+missing), two sweep trials, one split seed for the zoo cards. Two examples that parse to the same arguments once
+their budgets are appended (the README's ``evaluate ... --split-seeds 3`` and the help's ``evaluate`` without it)
+run once. ``./my-captures`` and ``./captures`` are a few nDPI test captures (the README's
 "your captures"). A command that names a bucket (``s3://my-bucket/...``) talks to a real local S3 server
 (moto's, started on first use, bucket created) through the URI's ``endpoint_override`` query, with test
 credentials: the same client code as against AWS.
@@ -13,6 +15,7 @@ credentials: the same client code as against AWS.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import re
 import shlex
@@ -20,7 +23,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -31,9 +34,11 @@ pytestmark = pytest.mark.slow
 
 BUDGETS: dict[str, list[str]] = {
     "train": ["--set", "train.epochs=1", "--set", "train.max_train_flows=400", "--quiet"],
-    "evaluate": ["--split-seeds", "1", "--classifiers", "rf", "--augmentation-seeds", "1", "--quiet"],
+    "evaluate": ["--split-seeds", "1", "--classifiers", "rf", "--augmentation-seeds", "1", "--augmentation-fractions",
+                 "0.01", "--quiet"],
     "sweep": ["--trials", "2", "--max-epochs", "1", "--concurrency", "1", "--cpus-per-trial", "1"],
     "demo": ["--quick", "--families", "markov", "--split-seeds", "1"],
+    "zoo publish": ["--split-seeds", "1", "--quiet"],
 }
 NDPI_CAPTURES = ("KakaoTalk_talk", "instagram", "netflix", "pinterest", "reddit", "teams", "telegram", "tumblr",
                  "wechat", "weibo", "whatsappfiles", "zoom", "signal", "waze", "iphone")
@@ -64,12 +69,34 @@ def help_commands() -> list[list[str]]:
     return found
 
 
+def budgeted(command: list[str]) -> list[str]:
+    """The arguments after ``ntg`` with the command's budgets appended (``BUDGETS`` by subcommand, or by group and
+    subcommand: ``zoo publish``)."""
+    args = command[1:]
+    return [*args, *BUDGETS.get(" ".join(args[:2]), BUDGETS.get(args[0], []) if args else [])]
+
+
+def _parsed(args: list[str]) -> object:
+    """What argparse makes of ``args`` (the arguments themselves where it exits, e.g. on ``--help``)."""
+    from ntg.cli import build_parser
+
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+            return vars(build_parser().parse_args(args))
+    except SystemExit:
+        return args
+
+
 def all_commands() -> list[list[str]]:
-    seen: list[list[str]] = []
+    """The README's and the help's examples, each effective invocation once."""
+    kept: list[list[str]] = []
+    invocations: list[object] = []
     for command in readme_commands() + help_commands():
-        if command not in seen:
-            seen.append(command)
-    return seen
+        invocation = _parsed(budgeted(command))
+        if invocation not in invocations:
+            invocations.append(invocation)
+            kept.append(command)
+    return kept
 
 
 def test_the_walk_finds_the_readme_and_help_examples() -> None:
@@ -126,7 +153,7 @@ def test_command_runs_as_written(command: list[str], workdir: Path, s3_endpoint:
     env = {**os.environ, "NTG_DATA_ROOT": str(DATASETS), "NTG_CACHE": str(workdir / "home" / "cache"),
            "HOME": str(workdir / "home"), "PYTHONWARNINGS": "ignore", "RAY_AUTH_MODE": "disabled",
            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", **CREDENTIALS}
-    argv = _to_local_s3([*command[1:], *BUDGETS.get(command[1], [])], s3_endpoint)
+    argv = _to_local_s3(budgeted(command), s3_endpoint)
     result = subprocess.run([sys.executable, "-m", "ntg.cli", *argv], capture_output=True, text=True, env=env,
                             cwd=workdir, timeout=1200)
     assert result.returncode == 0, f"{shlex.join(command)}\n{result.stderr[-3000:]}"

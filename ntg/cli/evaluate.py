@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ntg.errors import NtgError
+from ntg.evaluation.options import AXES, CLASSIFIER_NAMES, FRACTIONS, PROFILES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +14,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
-AXES = ("fidelity", "tstr", "augmentation", "privacy", "cost")
 
 
 def _add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -29,7 +29,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--generator", help="run folder or Hub repo id")
     src.add_argument("--synthetic", type=Path, help="synthetic flows (.parquet or .csv)")
     p.add_argument("--out", required=True, type=Path, help="report folder")
-    p.add_argument("--profile", choices=("full", "fast"), default="full",
+    p.add_argument("--profile", choices=PROFILES, default="full",
                    help="full (default): every axis against the test split; fast (what a sweep runs per trial, "
                    "seconds): fidelity, TSTR with the Random Forest on one split seed and the privacy figures, "
                    "against the validation split (the test split untouched); --axes, --split-seeds and "
@@ -39,9 +39,12 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retrain", action="store_true",
                    help="fit a fresh generator per split seed (same family and settings)")
     p.add_argument("--n-packets", type=int, help="packets per flow to judge (default: the generator's)")
-    p.add_argument("--classifiers", nargs="+", default=["rf", "cnn"], choices=("rf", "cnn"),
+    p.add_argument("--classifiers", nargs="+", default=list(CLASSIFIER_NAMES), choices=CLASSIFIER_NAMES,
                    help="TSTR classifiers: Random Forest (the paper's) and a 1-D CNN (default both)")
     p.add_argument("--augmentation-seeds", type=int, default=3, help="seeds of the low-data subsets (default 3)")
+    p.add_argument("--augmentation-fractions", type=float, nargs="+", metavar="F",
+                   help="shares of the training split the low-data subsets keep, each in (0, 1) "
+                   f"(default {' '.join(str(f) for f in FRACTIONS)})")
     p.add_argument("--no-augmentation-refit", dest="augmentation_refit", action="store_false",
                    help="skip fitting a generator on each low-data fraction (costly for neural families on CPU)")
     p.add_argument("--force", action="store_true", help="replace --out even if it is not a report folder ntg wrote")
@@ -73,8 +76,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         retrain=args.retrain,
         n_packets=args.n_packets,
         progress=not args.quiet,
-        classifiers=chosen(tuple(args.classifiers), ("rf", "cnn")),
+        classifiers=chosen(tuple(args.classifiers), CLASSIFIER_NAMES),
         augmentation_seeds=args.augmentation_seeds,
+        fractions=tuple(args.augmentation_fractions) if args.augmentation_fractions else None,
         augmentation_refit=args.augmentation_refit,
         force=args.force,
     )

@@ -32,10 +32,10 @@ import numpy as np
 
 from ntg.data.schema import FlowTable
 from ntg.evaluation.features import flat_features, flows_from_flat
+from ntg.evaluation.options import FRACTIONS
 from ntg.evaluation.tstr import classification_scores, mean_std, synthetic_for_counts
 from ntg.models.base import Generator
 
-FRACTIONS = (0.01, 0.05, 0.10, 0.25)
 METHODS = (
     "real_only",
     "real+synthetic_full",

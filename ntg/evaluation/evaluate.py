@@ -29,15 +29,10 @@ from ntg.data.dataset import PreparedDataset
 from ntg.data.schema import FlowTable
 from ntg.errors import NtgError
 from ntg.evaluation import report as report_mod
-from ntg.evaluation.augmentation import FRACTIONS
 from ntg.evaluation.axes import AXIS_STEPS, AxisContext, axis_order, split_seeds
-from ntg.evaluation.report import AXES
+from ntg.evaluation.options import AXES, CLASSIFIER_NAMES, FAST_AXES, FRACTIONS, PROFILES
 from ntg.evaluation.sources import Source, dataset_name, generator_factory, load_source, packet_window
 from ntg.models.base import Generator
-
-CLASSIFIERS = ("rf", "cnn")
-PROFILES = ("full", "fast")
-FAST_AXES = ("fidelity", "tstr", "privacy")
 
 
 class EvaluationFailed(NtgError):
@@ -61,7 +56,7 @@ class EvaluateSettings:
     retrain: bool = False
     n_packets: int | None = None
     progress: bool = True
-    classifiers: tuple[str, ...] = CLASSIFIERS
+    classifiers: tuple[str, ...] = CLASSIFIER_NAMES
     fractions: tuple[float, ...] = FRACTIONS
     augmentation_seeds: int = 3
     cost_flows: int = 2048
@@ -94,9 +89,13 @@ class EvaluateSettings:
             raise NtgError(f"unknown evaluation axis {unknown[0] if unknown else None!r}; choose from {list(AXES)}")
         if self.split_seeds < 1:
             raise NtgError(f"--split-seeds must be at least 1, not {self.split_seeds}")
-        bad = [c for c in self.classifiers if c not in CLASSIFIERS]
+        bad = [c for c in self.classifiers if c not in CLASSIFIER_NAMES]
         if bad or not self.classifiers:
-            raise NtgError(f"unknown classifier {bad[0] if bad else None!r}; choose from {list(CLASSIFIERS)}")
+            raise NtgError(f"unknown classifier {bad[0] if bad else None!r}; choose from {list(CLASSIFIER_NAMES)}")
+        outside = [f for f in self.fractions if not 0 < f < 1]
+        if outside or not self.fractions:
+            raise NtgError(f"augmentation fraction {outside[0] if outside else None!r}: give shares of the training "
+                           "split between 0 and 1, e.g. --augmentation-fractions 0.01 0.1")
         if self.augmentation_seeds < 1 or self.cost_flows < 1 or self.cost_batch < 1:
             raise NtgError("--augmentation-seeds, cost flows and cost batch must be at least 1")
         if self.reference not in ("val", "test"):

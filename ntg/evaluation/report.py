@@ -40,6 +40,7 @@ from ntg.evaluation.figures import (  # noqa: F401  (re-exported: evaluate.write
     plot_fidelity_vs_cost,
     write_figures,
 )
+from ntg.evaluation.options import AXES
 
 REPORT_SCHEMA_VERSION = 1
 TOP_LEVEL_KEYS = (
@@ -58,7 +59,6 @@ TOP_LEVEL_KEYS = (
     "figures",
     "warnings",
 )
-AXES = ("fidelity", "tstr", "augmentation", "privacy", "cost")
 AXIS_KEYS: dict[str, tuple[str, ...]] = {
     "fidelity": ("reference", "n_real", "n_synthetic", "score", "score_parts", "details"),
     "tstr": ("classifiers", "split_seeds", "per_seed", "summary"),
