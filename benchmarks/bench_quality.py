@@ -264,6 +264,15 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       0.204 against 0.209, but TSTR/TRTR 0.868 against 0.902 (lower on 7 of 10 splits), below the chain's 0.899.
     - ndpi-pcaps, the SSM with exponent 0.75 (towards target (b), +0.05 over the chain): 0.944 against 0.940,
       fidelity 0.207 against 0.206, privacy ok on 10 of 10; a difference far inside the split noise (± 0.06).
+    - requet, the transformer and SSM trained 24 epochs instead of 12 (flows recur there, so the privacy margin
+      is wide: natural copy rate 0.34), 3 draws per cell: transformer 0.998 against 0.997 over 10 splits, fidelity
+      0.105 against 0.107, privacy ok on 10 of 10; SSM 0.994 / 0.996 / 1.000 / 0.988 on splits 0–3 against
+      0.994 / 0.997 / 1.000 / 0.989 (stopped there). The chain's 1.000 is not a matter of training length.
+    - ndpi-pcaps, the capture-balanced SSM trained 16 epochs instead of 12 (towards target (b)), splits 0–5 × 3
+      draws: 0.954 against 0.907 for the default on the same splits (the chain 0.894), fidelity 0.201 against
+      0.204, but privacy fails on 4 of 6 splits (median DCR 0.48–0.74 against hold-out 0.82–1.64, copy rate up to
+      0.061); stopped there. As before capture balance (item 7), the passes that lift TSTR/TRTR are the ones that
+      bring the flows onto the training flows.
     - Scoring a diffusion cell takes 345 s on ndpi-pcaps (the transformer's 10 s) because sampling is the network
       run 50 DDIM steps × 2 passes (guidance): 126 s per 1,000 flows on one core with the other busy, about
       2 TFLOP (cProfile: linear layers 53 %, GELU 23 %, attention 12 %); this CPU has no native bf16.
