@@ -19,6 +19,7 @@ import numpy as np
 from ntg.data.schema import DEFAULT_N, FlowTable
 from ntg.errors import NtgError
 from ntg.evaluation.features import flat_features, series_features
+from ntg.evaluation.options import CLASSIFIER_NAMES
 
 
 class FlowClassifier(Protocol):
@@ -240,7 +241,7 @@ class CNNFlowClassifier:
         return np.asarray(self.classes_, dtype=object)[ids]
 
 
-CLASSIFIERS = {"rf": RandomForestFlowClassifier, "cnn": CNNFlowClassifier}
+CLASSIFIERS = dict(zip(CLASSIFIER_NAMES, (RandomForestFlowClassifier, CNNFlowClassifier), strict=True))
 
 
 def make_classifier(name: str, n_packets: int = DEFAULT_N, seed: int = 0, **kwargs) -> FlowClassifier:
