@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from ntg.data._tshark import tshark_command, tshark_path  # noqa: E402
 from ntg.data.biflow import flows_from_packets  # noqa: E402
 from ntg.data.pcap import read_packets  # noqa: E402
-from ntg.data.prepare import find_captures  # noqa: E402
+from ntg.data.read_inputs import find_captures  # noqa: E402
 from ntg.errors import NtgError  # noqa: E402
 from ntg.utils.io import write_json  # noqa: E402
 

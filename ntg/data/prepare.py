@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +23,7 @@ from ntg import __version__
 from ntg.data.dataset import FLOWS_FILE, META_FILE, PreparedDataset, notices
 from ntg.data.manifest import sha256_file
 from ntg.data.pcap import CAPTURE_SUFFIXES, sniff_capture
+from ntg.data.read_inputs import find_captures, read_captures, read_dataset_files, summarise_parsing, walk_files
 from ntg.data.schema import MAX_PACKETS, SCHEMA_VERSION, FlowTable
 from ntg.data.splits import DEFAULT_FRACTIONS, class_counts, split_captures, unsplittable_classes
 from ntg.errors import NtgError
@@ -115,7 +113,7 @@ def resolve_source(source: str, root: str | Path | None, offline: bool, progress
     captures = find_captures(path)
     if captures:
         return ResolvedSource("captures", path, "pcap", "dir", {"path": str(path)})
-    json_files = sorted(p for p in _walk_files(path) if p.suffix == ".json")
+    json_files = sorted(p for p in walk_files(path) if p.suffix == ".json")
     if json_files and _detect_dataset_format(json_files[0]) == "mirage-json":
         return ResolvedSource("dataset-file", path, "mirage-json", "given", {"path": str(path)})
     raise NtgError(
@@ -130,22 +128,6 @@ def _detect_dataset_format(path: Path) -> str | None:
     return loaders.detect_dataset_file(path)
 
 
-def find_captures(root: Path) -> list[Path]:
-    """Capture files below ``root`` (by suffix, or by magic number for any other file), sorted."""
-    out = []
-    for p in sorted(_walk_files(root)):
-        if p.name.startswith("."):
-            continue
-        if p.suffix.lower() in CAPTURE_SUFFIXES or sniff_capture(p):
-            out.append(p)
-    return out
-
-
-def _walk_files(root: Path) -> list[Path]:
-    """Every file below ``root``, following symbolic links to folders."""
-    return [Path(d) / f for d, _, files in os.walk(root, followlinks=True) for f in files]
-
-
 def source_checksum(paths: list[Path], base: Path) -> str:
     """sha256 over (relative path, content sha256) of every input file."""
     digest = hashlib.sha256()
@@ -153,59 +135,6 @@ def source_checksum(paths: list[Path], base: Path) -> str:
         rel = p.relative_to(base).as_posix() if p != base else p.name
         digest.update(rel.encode() + b"\0" + sha256_file(p).encode() + b"\n")
     return digest.hexdigest()
-
-
-# ---------------------------------------------------------------------------------------------- per capture
-def _device_mac(capture: Path) -> str | None:
-    mac_file = capture.parent / "_iotdevice-mac.txt"
-    if not mac_file.exists():
-        return None
-    return mac_file.read_text().strip().lower() or None
-
-
-def process_capture(
-    capture: Path, base: Path, label_mode: str, options: PrepareOptions, device_only: bool
-) -> tuple[FlowTable, dict[str, Any]]:
-    """Parse one capture into labelled biflows (before dataset-level filtering)."""
-    from ntg.data import labels as labelling
-    from ntg.data.biflow import capture_to_flows
-
-    flows, report = capture_to_flows(capture, idle_timeout=options.idle_timeout, max_packets=options.max_packets)
-    info: dict[str, Any] = {"capture": capture.relative_to(base).as_posix(), "report": report.to_dict()}
-    info["biflows"] = len(flows)
-    if device_only:
-        mac = _device_mac(capture)
-        if mac is None:
-            raise NtgError(
-                f"{capture.parent}: --device-only needs _iotdevice-mac.txt beside the captures; "
-                "pass --all-hosts to keep every biflow"
-            )
-        keep = ((flows.meta["client_mac"] == mac) | (flows.meta["server_mac"] == mac)).to_numpy()
-        flows = flows.take(keep)
-    flows = flows.take(flows.n_packets >= options.min_packets)
-    if len(flows):
-        mode = labelling.parse_label_mode(label_mode)
-        flows.meta["label"] = _apply_labels(mode, capture, base, flows, options)
-    flows.meta["capture"] = info["capture"]
-    info["kept"] = len(flows)
-    return flows, info
-
-
-def _apply_labels(mode: Any, capture: Path, base: Path, flows: FlowTable, options: PrepareOptions) -> np.ndarray:
-    from ntg.data import labels as labelling
-
-    kind = getattr(mode, "kind", str(mode))
-    if kind == "dir":
-        return np.full(len(flows), labelling.label_from_dir(capture, base), dtype=object)
-    if kind == "ndpi":
-        return np.asarray(labelling.ndpi_labels(capture, flows.meta, idle_timeout=options.idle_timeout), object)
-    if kind == "csv":
-        return np.asarray(labelling.csv_labels(mode.path, flows.meta), dtype=object)
-    raise NtgError(f"label mode {kind!r} does not apply to captures; use dir, ndpi or csv:FILE")
-
-
-def _process_star(args: tuple) -> tuple[FlowTable, dict[str, Any]]:
-    return process_capture(*args)
 
 
 # ---------------------------------------------------------------------------------------------- whole dataset
@@ -232,38 +161,24 @@ def prepare_dataset(
         raise NtgError(f"{resolved.path}: a {resolved.fmt} file carries its own labels; drop --labels {label_mode}")
     device_only = bool(options.device_only if options.device_only is not None else
                        resolved.options.get("device_only", False))
-    inputs = find_captures(resolved.path) if resolved.path.is_dir() and resolved.fmt == "pcap" else (
-        sorted(_walk_files(resolved.path)) if resolved.path.is_dir() else [resolved.path]
-    )
-    if not inputs:
-        raise NtgError(f"{resolved.path}: empty — no input files found")
+    inputs = _input_files(resolved)
     base = resolved.path if resolved.path.is_dir() else resolved.path.parent
     checksum = source_checksum(inputs, base)
-    params = {**asdict(options), "labels": label_mode, "device_only": device_only}
-    params["split_fractions"] = list(options.split_fractions)
-    if label_mode.startswith("csv:"):
-        params["label_file_sha256"] = sha256_file(label_mode[4:]) if Path(label_mode[4:]).exists() else None
+    params = _parameters(options, label_mode, device_only)
     cache_key = hashlib.sha256(
         json.dumps({"checksum": checksum, "params": params, "schema": SCHEMA_VERSION,
                     "pipeline": PIPELINE_VERSION}, sort_keys=True).encode()
     ).hexdigest()
-    if not force and (out / META_FILE).exists() and (out / FLOWS_FILE).exists():
-        try:
-            if read_json(out / META_FILE).get("cache_key") == cache_key:
-                log(f"{out}: up to date (same sources and parameters), reusing it")
-                reused = PreparedDataset.load(out)
-                for line in notices(reused.meta):  # what was dropped still matters on a re-run
-                    log(line)
-                return reused
-        except (json.JSONDecodeError, OSError):
-            pass
+    reused = None if force else _up_to_date(out, cache_key, log)
+    if reused is not None:
+        return reused
 
     started = time.time()
     if resolved.fmt == "pcap":
-        flows, capture_infos = _read_captures(inputs, base, label_mode, options, device_only, jobs, progress)
+        flows, capture_infos = read_captures(inputs, base, label_mode, options, device_only, jobs, progress)
     else:
-        flows, capture_infos = _read_dataset_files(resolved, inputs, options)
-    summary = _summarise_parsing(capture_infos)
+        flows, capture_infos = read_dataset_files(resolved, inputs, options)
+    summary = summarise_parsing(capture_infos)
     if len(flows) == 0:
         raise NtgError(f"{source}: no biflows in {len(inputs)} input file(s) ({summary['packets']} packets read, "
                        f"{len(summary['truncated_captures'])} truncated); give captures that hold traffic")
@@ -281,7 +196,6 @@ def prepare_dataset(
     split = split_captures(flows.meta["label"], flows.meta["capture"], seed=options.split_seed,
                            fractions=tuple(options.split_fractions))
     flows.meta["split"] = split.split_of(flows.meta["capture"])
-    classes = sorted(flows.meta["label"].unique().tolist())
     flows.meta = flows.meta[[c for c in _META_ORDER if c in flows.meta.columns]]
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -294,18 +208,15 @@ def prepare_dataset(
         "cache_key": cache_key,
         "split_seed": options.split_seed,
         "split_cost": split.cost,
-        "classes": class_counts(flows.meta["label"], flows.meta["split"], classes),
+        **_class_and_split_counts(flows),
         "dropped_classes": dropped,
-        "splits": {s: int((flows.meta["split"] == s).sum()) for s in ("train", "val", "test")},
-        "flows": len(flows),
-        "captures": int(flows.meta["capture"].nunique()),
         "parsing": summary,
         "seconds": round(time.time() - started, 2),
     }
     with atomic_dir(out, kind="dataset", force=True) as tmp:  # claimed above
         flows.write(tmp / FLOWS_FILE)
         write_json(tmp / META_FILE, meta)
-    log(f"{out}: {len(flows)} biflows, {len(classes)} classes, {meta['captures']} captures "
+    log(f"{out}: {len(flows)} biflows, {len(meta['classes'])} classes, {meta['captures']} captures "
         f"({meta['seconds']:.1f} s)")
     for line in notices(meta):
         log(line)
@@ -313,75 +224,56 @@ def prepare_dataset(
 
 
 
+def _parameters(options: PrepareOptions, label_mode: str, device_only: bool) -> dict[str, Any]:
+    """The resolved options a prepared dataset depends on (with the label file's digest), as JSON."""
+    params = {**asdict(options), "labels": label_mode, "device_only": device_only}
+    params["split_fractions"] = list(options.split_fractions)
+    if label_mode.startswith("csv:"):
+        params["label_file_sha256"] = sha256_file(label_mode[4:]) if Path(label_mode[4:]).exists() else None
+    return params
+
+
+def _class_and_split_counts(flows: FlowTable) -> dict[str, Any]:
+    """``meta.json``'s per-class table and the flow, split and capture counts of a split table."""
+    labels, splits = flows.meta["label"], flows.meta["split"]
+    return {
+        "classes": class_counts(labels, splits, sorted(labels.unique().tolist())),
+        "splits": {s: int((splits == s).sum()) for s in ("train", "val", "test")},
+        "flows": len(flows),
+        "captures": int(flows.meta["capture"].nunique()),
+    }
+
+
+def _input_files(resolved: ResolvedSource) -> list[Path]:
+    """The capture or dataset files of a resolved source (NtgError when there are none)."""
+    path = resolved.path
+    if path.is_dir():
+        inputs = find_captures(path) if resolved.fmt == "pcap" else sorted(walk_files(path))
+    else:
+        inputs = [path]
+    if not inputs:
+        raise NtgError(f"{path}: empty — no input files found")
+    return inputs
+
+
+def _up_to_date(out: Path, cache_key: str, log: Callable[[str], None]) -> PreparedDataset | None:
+    """The dataset already in ``out`` when it was prepared from the same sources and parameters, else None."""
+    if not ((out / META_FILE).exists() and (out / FLOWS_FILE).exists()):
+        return None
+    try:
+        if read_json(out / META_FILE).get("cache_key") != cache_key:
+            return None
+    except (json.JSONDecodeError, OSError):
+        return None
+    log(f"{out}: up to date (same sources and parameters), reusing it")
+    reused = PreparedDataset.load(out)
+    for line in notices(reused.meta):  # what was dropped still matters on a re-run
+        log(line)
+    return reused
+
+
 _META_ORDER = ("label", "capture", "split", "src_ip", "dst_ip", "src_port", "dst_port", "proto", "first_ts",
                "last_ts", "client_mac", "server_mac")
-
-
-def _read_captures(
-    inputs: list[Path], base: Path, label_mode: str, options: PrepareOptions, device_only: bool,
-    jobs: int | None, progress: bool,
-) -> tuple[FlowTable, list[dict[str, Any]]]:
-    from tqdm.auto import tqdm
-
-    jobs = jobs or min(len(inputs), os.cpu_count() or 1, 4)
-    tasks = [(p, base, label_mode, options, device_only) for p in inputs]
-    results: list[tuple[FlowTable, dict[str, Any]]] = []
-    bar = tqdm(total=len(tasks), unit="capture", desc="parse", disable=not progress, file=sys.stderr)
-    if jobs <= 1 or len(tasks) < 4:
-        for task in tasks:
-            results.append(_process_star(task))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for result in pool.map(_process_star, tasks, chunksize=max(1, len(tasks) // (jobs * 8))):
-                results.append(result)
-                bar.update()
-    bar.close()
-    tables = [t for t, _ in results if len(t)]
-    flows = FlowTable.concat(tables) if tables else FlowTable.empty(options.max_packets)
-    return flows, [info for _, info in results]
-
-
-def _read_dataset_files(
-    resolved: ResolvedSource, inputs: list[Path], options: PrepareOptions
-) -> tuple[FlowTable, list[dict[str, Any]]]:
-    from ntg.data import loaders
-
-    tables, infos = [], []
-    for path in inputs:
-        if resolved.fmt == "mirage-json" and path.suffix != ".json":
-            continue
-        table = loaders.load_dataset_file(path, fmt=resolved.fmt)
-        table = table.pad_to(options.max_packets) if table.max_packets != options.max_packets else table
-        if "capture" not in table.meta.columns:
-            table.meta["capture"] = path.name
-        table = table.take(table.n_packets >= options.min_packets)
-        tables.append(table)
-        infos.append({"capture": path.name, "biflows": len(table), "kept": len(table), "report": {}})
-    if not tables:
-        raise NtgError(f"{resolved.path}: no {resolved.fmt} files found")
-    return FlowTable.concat(tables), infos
-
-
-def _summarise_parsing(infos: list[dict[str, Any]]) -> dict[str, Any]:
-    skipped: Counter[str] = Counter()
-    truncated = []
-    packets = 0
-    for info in infos:
-        report = info.get("report", {})
-        packets += int(report.get("packets_read", 0) or 0)
-        for reason, count in (report.get("skipped") or {}).items():
-            skipped[reason] += int(count)
-        if report.get("truncated"):
-            truncated.append(info["capture"])
-    return {
-        "inputs": len(infos),
-        "packets": packets,
-        "biflows": int(sum(i.get("biflows", 0) for i in infos)),
-        "kept_before_class_filter": int(sum(i.get("kept", 0) for i in infos)),
-        "skipped_packets": dict(skipped),
-        "truncated_captures": truncated,
-    }
 
 
 def _filter(flows: FlowTable, options: PrepareOptions, label_mode: str) -> tuple[FlowTable, list[dict]]:
