@@ -138,7 +138,12 @@ class _Interface:
     tsoffset: int = 0  # seconds added to every timestamp
 
 
-def _walk_pcapng(buf: bytes) -> RawFrames:
+_Blocks = tuple[list[_Interface], list[tuple[int, bool, int]], list[int], list[tuple[int, ...]], int, str]
+
+
+def _scan_pcapng_blocks(buf: bytes) -> _Blocks:
+    """One pass over the blocks: (interfaces, sections, offsets of enhanced packet blocks, the other packet
+    blocks' fields, the offset where the walk stopped, the problem that stopped it or "")."""
     n = len(buf)
     interfaces: list[_Interface] = []
     sections: list[tuple[int, bool, int]] = []  # (offset, little-endian?, index of its interface 0)
@@ -193,7 +198,11 @@ def _walk_pcapng(buf: bytes) -> RawFrames:
         off += blen
     if not problem and off != n:
         problem = f"file ends inside a block header at byte {off}"
+    return interfaces, sections, epbs, others, off, problem
 
+
+def _walk_pcapng(buf: bytes) -> RawFrames:
+    interfaces, sections, epbs, others, off, problem = _scan_pcapng_blocks(buf)
     # rec, start, caplen, origlen, iface, units
     cols = list(_epb_fields(buf, np.asarray(epbs, np.int64), sections))
     rec, caplen = cols[0], cols[2]
@@ -221,7 +230,7 @@ def _walk_pcapng(buf: bytes) -> RawFrames:
         ts_ns=_pcapng_times(units, iface, interfaces),
         linktype=links[iface],
         truncated=bool(problem),
-        bytes_skipped=n - off,
+        bytes_skipped=len(buf) - off,
         problem=problem,
     )
 
