@@ -273,10 +273,13 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       0.204, but privacy fails on 4 of 6 splits (median DCR 0.48–0.74 against hold-out 0.82–1.64, copy rate up to
       0.061); stopped there. As before capture balance (item 7), the passes that lift TSTR/TRTR are the ones that
       bring the flows onto the training flows.
-    - requet, diffusion with the analog bits scaled by b before noising (Chen 2023, on noise scheduling; patched
-      in the harness), split seeds 0 / 1 against the default's 0.992 / 0.983 (fidelity 0.112 / 0.126): b = 0.5
-      0.988 / 0.983 (0.114 / 0.139); b = 2 0.989 / 0.986 (0.102 / 0.122). b = 2 improves fidelity on both splits
-      and leaves TSTR/TRTR where it was; not yet measured over 10 splits, nor on the other sets.
+    - requet, diffusion with the analog bits scaled by b before noising (Chen 2023, on noise scheduling; now the
+      setting ``data_scale``), split seeds 0 / 1 against the default's 0.992 / 0.983 (fidelity 0.112 / 0.126):
+      b = 0.5 0.988 / 0.983 (0.114 / 0.139); b = 2 0.989 / 0.986 (0.102 / 0.122). Over more splits (2026-12-06, the
+      bench's cells with the default changed, paired with the committed cells) b = 2 gives nothing: ndpi-pcaps,
+      10 splits × 3 draws, TSTR/TRTR 0.909 against 0.904 (paired +0.006 ± 0.047), fidelity 0.200 against 0.197
+      (−0.004 ± 0.007), privacy ok 10 of 10; requet, splits 0, 4, 5, 6, 8, 9, 0.991 against 0.991 (+0.000 ±
+      0.003), fidelity 0.104 against 0.106 (+0.002 ± 0.009). The default stays 1.
     - Scoring a diffusion cell takes 345 s on ndpi-pcaps (the transformer's 10 s) because sampling is the network
       run 50 DDIM steps × 2 passes (guidance): 126 s per 1,000 flows on one core with the other busy, about
       2 TFLOP (cProfile: linear layers 53 %, GELU 23 %, attention 12 %); this CPU has no native bf16.
