@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ntg.data.schema import MAX_PACKETS, PACKET_DTYPES, PACKET_FIELDS, FlowTable
+from ntg.data.flow_builder import FlowBuilder, tcp_flags
+from ntg.data.schema import MAX_PACKETS, FlowTable
 from ntg.errors import NtgError
 
 FORMATS = ("mirage-json", "cesnet-ppi", "cesnet-lists")
 MIRAGE_REQUIRED = ("packet_dir", "L4_payload_bytes")
 CESNET_LIST_REQUIRED = ("PPI_PKT_DIRECTIONS", "PPI_PKT_LENGTHS", "PPI_PKT_TIMES")
 CESNET_LABEL_COLUMNS = ("label", "LABEL", "APP", "app")
-TCP_FLAG_LETTERS = {"F": 0x01, "S": 0x02, "R": 0x04, "P": 0x08, "A": 0x10, "U": 0x20, "E": 0x40, "C": 0x80}
 
 
 # ---------------------------------------------------------------------------------------------- dispatch
@@ -101,7 +101,7 @@ def load_mirage(path: str | Path, max_packets: int = MAX_PACKETS) -> FlowTable:
         raise NtgError(f"{path}: not a readable MIRAGE JSON file ({err})") from None
     if not isinstance(data, dict):
         raise NtgError(f"{path}: a MIRAGE file is a JSON object of biflows keyed by 5-tuple")
-    builder = _FlowBuilder(max_packets)
+    builder = FlowBuilder(max_packets)
     for key, record in data.items():
         packets = record.get("packet_data") if isinstance(record, dict) else None
         missing = [f for f in MIRAGE_REQUIRED if not isinstance(packets, dict) or f not in packets]
@@ -114,7 +114,7 @@ def load_mirage(path: str | Path, max_packets: int = MAX_PACKETS) -> FlowTable:
     return builder.table()
 
 
-def _add_mirage_flow(builder: _FlowBuilder, path: Path, key: str, record: dict, packets: dict) -> None:
+def _add_mirage_flow(builder: FlowBuilder, path: Path, key: str, record: dict, packets: dict) -> None:
     raw_dir = np.asarray(packets["packet_dir"], dtype=np.int64)
     if len(raw_dir) == 0:
         return
@@ -124,7 +124,7 @@ def _add_mirage_flow(builder: _FlowBuilder, path: Path, key: str, record: dict, 
         iat = np.diff(np.asarray(packets["timestamp"], dtype=np.float64), prepend=packets["timestamp"][0])
     n = len(raw_dir)
     window = packets.get("TCP_win_size") or [0] * n
-    flags = [_tcp_flags(f) for f in packets["TCP_flags"]] if "TCP_flags" in packets else [0] * n
+    flags = [tcp_flags(f) for f in packets["TCP_flags"]] if "TCP_flags" in packets else [0] * n
     metadata = record.get("flow_metadata") or {}
     label = metadata.get("BF_label") or _mirage_app_from_name(path)
     parts = key.split(",")
@@ -221,7 +221,7 @@ def ppi_to_flows(
     ppi: np.ndarray, meta: pd.DataFrame, max_packets: int = MAX_PACKETS, source: Path | None = None
 ) -> FlowTable:
     """CESNET PPI arrays ``(n, 3, K)`` of (IPT ms, DIR ±1/0, SIZE bytes) to a FlowTable (see above)."""
-    builder = _FlowBuilder(max_packets)
+    builder = FlowBuilder(max_packets)
     ipt, dirs, size = ppi[:, 0], ppi[:, 1].astype(np.int64), ppi[:, 2]
     for i in range(len(ppi)):
         present = dirs[i] != 0
@@ -289,7 +289,7 @@ def load_cesnet_lists(path: str | Path, max_packets: int = MAX_PACKETS) -> FlowT
         "SRC_PORT": "src_port",
         "DST_PORT": "dst_port",
     }
-    builder = _FlowBuilder(max_packets)
+    builder = FlowBuilder(max_packets)
     for i in range(len(frame)):
         d = np.asarray(dirs[i])
         n = len(d)
@@ -336,73 +336,6 @@ def load_cesnet_datazoo(*args: object, **kwargs: object) -> FlowTable:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-class _FlowBuilder:
-    """Collects flows packet list by packet list and builds the padded FlowTable at the end."""
-
-    def __init__(self, max_packets: int) -> None:
-        self.p = max_packets
-        self.rows: dict[str, list[np.ndarray]] = {name: [] for name in PACKET_FIELDS}
-        self.n_packets: list[int] = []
-        self.meta: list[dict] = []
-
-    def add(
-        self,
-        payload,
-        server_side,
-        first_is_server: bool,
-        iat,
-        flags,
-        window,
-        n_packets: int,
-        meta: dict,
-        source: Path | None,
-    ) -> None:
-        values = {"payload": payload, "direction": server_side, "iat": iat, "flags": flags, "window": window}
-        stored = min(len(np.asarray(server_side)), self.p)
-        for name, seq in values.items():
-            arr = np.asarray(seq)[: self.p]
-            if len(arr) < stored:
-                raise NtgError(f"{source}: a flow's {name} list is shorter than its direction list")
-            row = np.zeros(self.p, PACKET_DTYPES[name])
-            row[:stored] = arr[:stored]
-            self.rows[name].append(row)
-        self.rows["iat"][-1][0] = 0.0
-        if np.any(self.rows["iat"][-1] < 0) or np.any(self.rows["payload"][-1] < 0):
-            raise NtgError(f"{source}: a flow has negative inter-arrival times or payload lengths")
-        if first_is_server:
-            meta = _swap_endpoints(meta)
-        self.n_packets.append(n_packets if stored == self.p else stored)
-        self.meta.append(meta)
-
-    def table(self) -> FlowTable:
-        if not self.n_packets:
-            return FlowTable.empty(self.p)
-        return FlowTable(
-            n_packets=np.array(self.n_packets),
-            **{name: np.stack(rows) for name, rows in self.rows.items()},
-            meta=pd.DataFrame(self.meta),
-        )
-
-
-def _swap_endpoints(meta: dict) -> dict:
-    meta = dict(meta)
-    for a, b in (("src_ip", "dst_ip"), ("src_port", "dst_port")):
-        if a in meta and b in meta:
-            meta[a], meta[b] = meta[b], meta[a]
-    return meta
-
-
-def _tcp_flags(value: object) -> int:
-    """A TCP flags value as a byte: a number, a numeric string (``"0x18"``) or letters (``"PA"``)."""
-    if isinstance(value, int | float):
-        return int(value)
-    text = str(value).strip()
-    try:
-        return int(text, 0)
-    except ValueError:
-        return sum(TCP_FLAG_LETTERS.get(c.upper(), 0) for c in set(text))
-
-
 def _epoch_us(texts: pd.Series) -> np.ndarray:
     """ISO times (UTC when naive) as integer microseconds since the epoch."""
     times = pd.to_datetime(texts, utc=True, format="ISO8601")
