@@ -280,6 +280,10 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       10 splits × 3 draws, TSTR/TRTR 0.909 against 0.904 (paired +0.006 ± 0.047), fidelity 0.200 against 0.197
       (−0.004 ± 0.007), privacy ok 10 of 10; requet, splits 0, 4, 5, 6, 8, 9, 0.991 against 0.991 (+0.000 ±
       0.003), fidelity 0.104 against 0.106 (+0.002 ± 0.009). The default stays 1.
+    - requet, diffusion with the presence and direction bits weighted 4 × in the loss (the channels that carry the
+      direction patterns the fit drops; patched in the harness), splits 0, 4, 5, 6, 8, 9 × 3 draws: TSTR/TRTR
+      0.990 against 0.991 (paired −0.001 ± 0.004), fidelity 0.109 against 0.106 (worse by 0.003 ± 0.003). Not
+      adopted: the rare direction patterns are not a matter of the loss's weight on them.
     - Scoring a diffusion cell takes 345 s on ndpi-pcaps (the transformer's 10 s) because sampling is the network
       run 50 DDIM steps × 2 passes (guidance): 126 s per 1,000 flows on one core with the other busy, about
       2 TFLOP (cProfile: linear layers 53 %, GELU 23 %, attention 12 %); this CPU has no native bf16.
