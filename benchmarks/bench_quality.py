@@ -284,6 +284,11 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       direction patterns the fit drops; patched in the harness), splits 0, 4, 5, 6, 8, 9 × 3 draws: TSTR/TRTR
       0.990 against 0.991 (paired −0.001 ± 0.004), fidelity 0.109 against 0.106 (worse by 0.003 ± 0.003). Not
       adopted: the rare direction patterns are not a matter of the loss's weight on them.
+    - ndpi-pcaps, the capture-balanced SSM trained 14 epochs (between the default 12 and the 16 above), 10 splits ×
+      3 draws (2026-12-06): 0.964 against 0.940 for the default (paired +0.024 ± 0.033; the chain 0.899, so +0.065),
+      fidelity 0.206 against 0.206, but privacy fails on 3 of 10 splits: copy rate 0.047–0.057 against a natural
+      0.011 on splits 0–2; median DCR 0.93–1.20 against hold-out 0.82–1.74, below the hold-out's level on 7 of 10.
+      Target (b) is reached only by the passes that start copying.
     - Scoring a diffusion cell takes 345 s on ndpi-pcaps (the transformer's 10 s) because sampling is the network
       run 50 DDIM steps × 2 passes (guidance): 126 s per 1,000 flows on one core with the other busy, about
       2 TFLOP (cProfile: linear layers 53 %, GELU 23 %, attention 12 %); this CPU has no native bf16.
