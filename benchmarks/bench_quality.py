@@ -295,10 +295,10 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       every token and the flows blur (privacy ok on every split). Stopped there.
     - Where the copies of that 14-epoch SSM come from (its stored fits re-scored, splits 0–2): not its decoded
       times. Sampled at temperature 1.1 its median DCR doubles (to 1.8–2.2) but the copy rate stays (0.043–0.047;
-      TSTR/TRTR 0.926 and fidelity 0.214 over the 10 splits, privacy ok on 10 of 10); drawing the times inside a bin with a ±4.7 %
-      jitter instead of the class's recorded value moves it only from 0.053 / 0.057 / 0.047 to 0.040 / 0.048 /
-      0.035. The copies are short flows whose discrete shape (directions, exact sizes, sub-millisecond gaps) the
-      network has learnt from one training flow.
+      TSTR/TRTR 0.926 and fidelity 0.214 over the 10 splits, privacy ok on 10 of 10); drawing the times inside a
+      bin with a ±4.7 % jitter instead of the class's recorded value moves it only from 0.053 / 0.057 / 0.047 to
+      0.040 / 0.048 / 0.035. The copies are short flows whose discrete shape (directions, exact sizes,
+      sub-millisecond gaps) the network has learnt from one training flow.
     - Scoring a diffusion cell takes 345 s on ndpi-pcaps (the transformer's 10 s) because sampling is the network
       run 50 DDIM steps × 2 passes (guidance): 126 s per 1,000 flows on one core with the other busy, about
       2 TFLOP (cProfile: linear layers 53 %, GELU 23 %, attention 12 %); this CPU has no native bf16.
