@@ -263,10 +263,10 @@ def _up_to_date(out: Path, cache_key: str, log: Callable[[str], None]) -> Prepar
     try:
         if read_json(out / META_FILE).get("cache_key") != cache_key:
             return None
-    except (json.JSONDecodeError, OSError):
+        reused = PreparedDataset.load(out)
+    except (json.JSONDecodeError, OSError):  # unreadable: prepared again
         return None
     log(f"{out}: up to date (same sources and parameters), reusing it")
-    reused = PreparedDataset.load(out)
     for line in notices(reused.meta):  # what was dropped still matters on a re-run
         log(line)
     return reused
