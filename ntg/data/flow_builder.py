@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from ntg.data.schema import PACKET_DTYPES, PACKET_FIELDS, FlowTable
 from ntg.errors import NtgError
@@ -27,16 +28,18 @@ class FlowBuilder:
 
     def add(
         self,
-        payload,
-        server_side,
+        payload: ArrayLike,
+        server_side: ArrayLike,
         first_is_server: bool,
-        iat,
-        flags,
-        window,
+        iat: ArrayLike,
+        flags: ArrayLike,
+        window: ArrayLike,
         n_packets: int,
         meta: dict,
         source: Path | None,
     ) -> None:
+        """One flow's per-packet lists (the direction list sets how many are stored; 1 = server side), its full
+        packet count and its metadata; ``source`` names the file in errors."""
         values = {"payload": payload, "direction": server_side, "iat": iat, "flags": flags, "window": window}
         stored = min(len(np.asarray(server_side)), self.p)
         for name, seq in values.items():
@@ -55,6 +58,7 @@ class FlowBuilder:
         self.meta.append(meta)
 
     def table(self) -> FlowTable:
+        """The flows added so far as one FlowTable (an empty one of the same width when there are none)."""
         if not self.n_packets:
             return FlowTable.empty(self.p)
         return FlowTable(
