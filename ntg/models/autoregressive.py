@@ -23,7 +23,7 @@ from torch import nn
 
 from ntg.data.schema import DEFAULT_N, FlowTable
 from ntg.errors import NtgError
-from ntg.models.data_rules import class_support_rule
+from ntg.models.data_rules import class_support_rule, context_noise_rule
 from ntg.models.neural import NeuralGenerator
 from ntg.models.settings import spec
 from ntg.models.tokenizer import PacketTokenizer
@@ -56,14 +56,32 @@ def sample_token(
     return ids if order is None else order.gather(-1, ids[:, None]).squeeze(-1)
 
 
+def noise_context(packet: torch.Tensor, iat: torch.Tensor, rate: float, eos: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(packet, iat)`` (B, N) with each packet's token pair replaced, with probability ``rate``, by the pair
+    another flow of the batch has at the same position (a random permutation of the rows): data noising as
+    smoothing (Xie et al., ICLR 2017, "unigram noising" with the batch's positional unigram). A position where
+    either flow has ended (EOS) is left alone, so the flow lengths the model is conditioned on stay real. Only the
+    inputs are noised, never the targets: the model learns to predict the next packet from partly wrong context,
+    which is what a back-off n-gram model does by design (``ntg/models/data_rules.py`` says when it is applied)."""
+    other = torch.randperm(packet.shape[0], device=packet.device)
+    other_packet = packet[other]
+    swap = torch.rand(packet.shape, device=packet.device) < rate
+    swap &= (packet != eos) & (other_packet != eos)
+    return torch.where(swap, other_packet, packet), torch.where(swap, iat[other], iat)
+
+
 class AutoregressiveModel(nn.Module):
-    """Embeddings + backbone + factorised heads; ``forward(**batch)`` returns the training loss."""
+    """Embeddings + backbone + factorised heads; ``forward(**batch)`` returns the training loss.
+
+    ``context_noise``: the share of input packets :func:`noise_context` replaces while training (0: none)."""
 
     def __init__(self, backbone: nn.Module, d_model: int, n_classes: int, n_packet: int, n_iat: int,
-                 n_packets: int, dropout: float = 0.0) -> None:
+                 n_packets: int, dropout: float = 0.0, context_noise: float = 0.0) -> None:
         super().__init__()
         self.backbone = backbone
         self.drop = nn.Dropout(dropout)  # on the inputs and on the backbone's output; identity when sampling
+        self.context_noise = context_noise
         self.n_packets = n_packets
         self.eos = n_packet - 1
         self.class_emb = nn.Embedding(n_classes, d_model)
@@ -79,7 +97,9 @@ class AutoregressiveModel(nn.Module):
 
     # ------------------------------------------------------------------ training
     def inputs(self, cls: torch.Tensor, packet: torch.Tensor, iat: torch.Tensor) -> torch.Tensor:
-        """(B, N, d): class embedding, then the embeddings of packets 1..N-1."""
+        """(B, N, d): class embedding, then the embeddings of packets 1..N-1 (noised while training)."""
+        if self.training and self.context_noise > 0:
+            packet, iat = noise_context(packet, iat, self.context_noise, self.eos)
         prev = self.packet_emb(packet[:, :-1]) + self.iat_emb(iat[:, :-1])
         return self.drop(torch.cat([self.class_emb(cls)[:, None, :], prev], dim=1))
 
@@ -179,16 +199,22 @@ class AutoregressiveGenerator(NeuralGenerator):
                         open_high=True),
         "class_support": spec("sample only the size and gap bins the class used in training (unset: decided "
                               "per class from the data, see ntg/models/data_rules.py)"),
+        "context_noise": spec("share of the input packets that training replaces by another flow's packet at the "
+                              "same position (unset: decided from the data, see ntg/models/data_rules.py)", 0, 1,
+                              open_high=True),
     }
+    #: ``context_noise`` where the data rule applies it (flows that do not recur across captures)
+    default_context_noise: ClassVar[float] = 0.2
 
     def __init__(self, n_packets: int = DEFAULT_N, seed: int = 0, n_size_bins: int = 48, n_iat_bins: int = 48,
                  temperature: float = 1.0, top_p: float = 1.0, sample_precision: str = "auto",
-                 dropout: float = 0.0, class_support: bool | None = None, capture_balance: bool | None = None
-                 ) -> None:
+                 dropout: float = 0.0, class_support: bool | None = None, capture_balance: bool | None = None,
+                 context_noise: float | None = None) -> None:
         super().__init__(n_packets=n_packets, seed=seed)
         self._init_settings(locals())
         self.tokenizer_: PacketTokenizer | None = None
         self.confined_: np.ndarray | None = None  # per class: the decision for class_support=None, made in prepare
+        self.context_noise_ = 0.0  # the share training noises, decided in prepare (context_noise_rule)
         self._data_notes: list[str] = []
         self.module = None
 
@@ -206,6 +232,8 @@ class AutoregressiveGenerator(NeuralGenerator):
         if self.class_support is None:
             self.confined_, note = class_support_rule(share, class_ids, len(self.classes_ or []))
             self._data_notes.append(note)
+        self.context_noise_, note = context_noise_rule(share, self.default_context_noise, self.context_noise)
+        self._data_notes.append(note)
         self.module = self.build_module()
 
     def build_module(self) -> AutoregressiveModel:
@@ -215,7 +243,8 @@ class AutoregressiveGenerator(NeuralGenerator):
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left untouched
             torch.manual_seed(self.seed)
             return AutoregressiveModel(self.build_backbone(), self.d_model, len(self.classes_),
-                                       tok.n_packet_tokens, tok.n_iat_tokens, self.n_packets, self.dropout)
+                                       tok.n_packet_tokens, tok.n_iat_tokens, self.n_packets, self.dropout,
+                                       self.context_noise_)
 
     def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
         assert self.tokenizer_ is not None and self.classes_ is not None, "call prepare() first"
@@ -267,7 +296,7 @@ class AutoregressiveGenerator(NeuralGenerator):
     def learnt_metadata(self) -> dict[str, Any]:
         assert self.tokenizer_ is not None
         return {**super().learnt_metadata(), "tokenizer": self.tokenizer_.to_dict(),
-                "class_support": self.confined_classes(decided=True).tolist()}
+                "class_support": self.confined_classes(decided=True).tolist(), "context_noise": self.context_noise_}
 
     def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
         super().set_learnt_metadata(meta)
@@ -275,3 +304,4 @@ class AutoregressiveGenerator(NeuralGenerator):
         decided = meta.get("class_support", False)  # a bool before the per-class rule; absent before any rule
         n = len(self.classes_ or [])
         self.confined_ = np.array(decided if isinstance(decided, list) else [bool(decided)] * n, dtype=bool)
+        self.context_noise_ = float(meta.get("context_noise", 0.0))  # absent before the rule: no noise

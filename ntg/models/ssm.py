@@ -201,6 +201,7 @@ class SSMGenerator(AutoregressiveGenerator):
     """Mamba-style selective SSM over packet tokens; the defaults have about 1.1 M parameters."""
 
     bf16_sampling_helps = False  # its sampling time is in the float32 state update, not in matmuls
+    default_context_noise = 0.3  # it fits its training flows faster than the transformer (data_rules.py)
     SETTINGS: ClassVar[dict[str, Any]] = {
         "d_model": spec("width of the residual stream", 1),
         "n_layers": spec("Mamba blocks", 1),
@@ -226,9 +227,10 @@ class SSMGenerator(AutoregressiveGenerator):
         dropout: float = 0.0,
         class_support: bool | None = None,
         capture_balance: bool | None = None,
+        context_noise: float | None = None,
     ) -> None:
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision,
-                         dropout, class_support, capture_balance)
+                         dropout, class_support, capture_balance, context_noise)
         self._init_settings(locals())
 
     def build_backbone(self) -> MambaBackbone:

@@ -181,9 +181,10 @@ class TransformerGenerator(AutoregressiveGenerator):
         dropout: float = 0.0,
         class_support: bool | None = None,
         capture_balance: bool | None = None,
+        context_noise: float | None = None,
     ) -> None:
         super().__init__(n_packets, seed, n_size_bins, n_iat_bins, temperature, top_p, sample_precision,
-                         dropout, class_support, capture_balance)
+                         dropout, class_support, capture_balance, context_noise)
         self._init_settings(locals())
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
             raise NtgError(f"model.d_model={d_model} must split into model.n_heads={n_heads} heads of even size "
