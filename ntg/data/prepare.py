@@ -25,7 +25,7 @@ from ntg.data.manifest import sha256_file
 from ntg.data.pcap import CAPTURE_SUFFIXES, sniff_capture
 from ntg.data.read_inputs import find_captures, read_captures, read_dataset_files, summarise_parsing, walk_files
 from ntg.data.schema import MAX_PACKETS, SCHEMA_VERSION, FlowTable
-from ntg.data.splits import DEFAULT_FRACTIONS, class_counts, split_captures, unsplittable_classes
+from ntg.data.splits import DEFAULT_FRACTIONS, SplitResult, class_counts, split_captures, unsplittable_classes
 from ntg.errors import NtgError
 from ntg.utils.io import atomic_dir, claim_output_dir, read_json, write_json
 
@@ -182,21 +182,7 @@ def prepare_dataset(
     if len(flows) == 0:
         raise NtgError(f"{source}: no biflows in {len(inputs)} input file(s) ({summary['packets']} packets read, "
                        f"{len(summary['truncated_captures'])} truncated); give captures that hold traffic")
-    split_by = options.split_by if options.split_by != "auto" else (
-        "flow" if resolved.fmt in ("cesnet-ppi", "cesnet-lists") else "capture")
-    if split_by == "flow":  # each flow is its own group (sources without capture structure)
-        flows.meta["capture"] = [f"{c}#{i}" for i, c in enumerate(flows.meta["capture"])]
-    flows, dropped = _filter(flows, options, label_mode)
-    if len(flows) == 0:
-        raise NtgError(
-            f"{source}: no flows left after filtering ({summary['biflows']} biflows parsed; "
-            f"min packets {options.min_packets}, min flows per class {options.min_flows_per_class}); "
-            "lower --min-flows-per-class or --min-packets, or check the labels"
-        )
-    split = split_captures(flows.meta["label"], flows.meta["capture"], seed=options.split_seed,
-                           fractions=tuple(options.split_fractions))
-    flows.meta["split"] = split.split_of(flows.meta["capture"])
-    flows.meta = flows.meta[[c for c in _META_ORDER if c in flows.meta.columns]]
+    flows, dropped, split = _filter_and_split(flows, source, resolved.fmt, options, label_mode, summary)
     meta = {
         "schema_version": SCHEMA_VERSION,
         "ntg_version": __version__,
@@ -222,6 +208,28 @@ def prepare_dataset(
         log(line)
     return PreparedDataset.load(out)
 
+
+
+def _filter_and_split(flows: FlowTable, source: str, fmt: str, options: PrepareOptions, label_mode: str,
+                      summary: dict[str, Any]) -> tuple[FlowTable, list[dict], SplitResult]:
+    """The parsed ``flows`` grouped (by capture, or each flow alone where ``split_by`` says so or the format has no
+    captures), filtered, and with their ``split`` column; also the dropped classes and the capture split."""
+    split_by = options.split_by if options.split_by != "auto" else (
+        "flow" if fmt in ("cesnet-ppi", "cesnet-lists") else "capture")
+    if split_by == "flow":  # each flow is its own group (sources without capture structure)
+        flows.meta["capture"] = [f"{c}#{i}" for i, c in enumerate(flows.meta["capture"])]
+    flows, dropped = _filter(flows, options, label_mode)
+    if len(flows) == 0:
+        raise NtgError(
+            f"{source}: no flows left after filtering ({summary['biflows']} biflows parsed; "
+            f"min packets {options.min_packets}, min flows per class {options.min_flows_per_class}); "
+            "lower --min-flows-per-class or --min-packets, or check the labels"
+        )
+    split = split_captures(flows.meta["label"], flows.meta["capture"], seed=options.split_seed,
+                           fractions=tuple(options.split_fractions))
+    flows.meta["split"] = split.split_of(flows.meta["capture"])
+    flows.meta = flows.meta[[c for c in _META_ORDER if c in flows.meta.columns]]
+    return flows, dropped, split
 
 
 def _parameters(options: PrepareOptions, label_mode: str, device_only: bool) -> dict[str, Any]:
