@@ -209,7 +209,6 @@ def prepare_dataset(
     return PreparedDataset.load(out)
 
 
-
 def _filter_and_split(flows: FlowTable, source: str, fmt: str, options: PrepareOptions, label_mode: str,
                       summary: dict[str, Any]) -> tuple[FlowTable, list[dict], SplitResult]:
     """The parsed ``flows`` grouped (by capture, or each flow alone where ``split_by`` says so or the format has no

@@ -98,6 +98,12 @@ RARE_CLASS_FLOWS = 16  # training flows below which a class is confined to its o
 CAPTURE_BALANCE = 0.5  # exponent of the per-capture weights where flows do not recur across captures
 
 
+def _share_note(share: float) -> str:
+    """How a rule's note names the share of recurring flows it was decided from."""
+    return (f"{share:.3f} of the training flows recur in another capture; threshold {RECURRENT_SHARE}, "
+            "see ntg/models/data_rules.py")
+
+
 def small_data(n_train: int) -> bool:
     return n_train < SMALL_DATA_FLOWS
 
@@ -161,8 +167,7 @@ def class_support_rule(share: float | None, class_ids: np.ndarray, n_classes: in
     every = share >= RECURRENT_SHARE
     confined = np.ones(n_classes, dtype=bool) if every else rare
     scope = "every class" if every else f"the rare classes only ({rare_note})"
-    return confined, (f"data rules: class_support for {scope}: {share:.3f} of the training flows recur in another "
-                      f"capture; threshold {RECURRENT_SHARE}, see ntg/models/data_rules.py")
+    return confined, f"data rules: class_support for {scope}: {_share_note(share)}"
 
 
 def capture_weights(class_ids: np.ndarray, captures: np.ndarray) -> np.ndarray:
@@ -187,8 +192,7 @@ def capture_balance_rule(share: float | None, class_ids: np.ndarray, captures: n
         why = "the training table names no captures" if captures is None else "capture_balance=False"
         return None, f"data rules: no capture balance ({why})"
     if setting is None and share is not None and share >= RECURRENT_SHARE:
-        return None, (f"data rules: no capture balance: {share:.3f} of the training flows recur in another "
-                      f"capture; threshold {RECURRENT_SHARE}, see ntg/models/data_rules.py")
+        return None, f"data rules: no capture balance: {_share_note(share)}"
     weights = capture_weights(class_ids, captures)
     if np.allclose(weights, 1.0):
         return None, "data rules: no capture balance (each class's captures hold as many flows as each other)"
@@ -208,8 +212,7 @@ def context_noise_rule(share: float | None, rate: float, setting: float | None =
     if share is None:
         return 0.0, "data rules: no context noise (the training table names no captures)"
     if share >= RECURRENT_SHARE:
-        return 0.0, (f"data rules: no context noise: {share:.3f} of the training flows recur in another capture; "
-                     f"threshold {RECURRENT_SHARE}, see ntg/models/data_rules.py")
+        return 0.0, f"data rules: no context noise: {_share_note(share)}"
     return rate, (f"data rules: context noise {rate:g} ({share:.3f} of the training flows recur in another "
                   f"capture): training replaces that share of the input packets by another flow's; see "
                   f"ntg/models/data_rules.py")
