@@ -424,11 +424,13 @@ def _fit_config(task: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in task["config"].items() if k not in ("fractions", "seeds", "scoring", "scoring_seeds")}
 
 
-def scoring_key() -> str:
-    """A digest of the evaluation code (``ntg/evaluation/*.py``): a cell scored by other code is scored again."""
+def scoring_key(kind: str) -> str:
+    """A digest of the evaluation code a cell of ``kind`` runs (``ntg/evaluation/*.py``, less ``augmentation.py``
+    for a quality cell, which never runs it): a cell scored by other code is scored again."""
     digest = hashlib.sha256()
     for path in sorted((REPO / "ntg" / "evaluation").glob("*.py")):
-        digest.update(path.read_bytes())
+        if not (kind == "quality" and path.name == "augmentation.py"):
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -584,7 +586,7 @@ def _prepare(args: argparse.Namespace, name: str, seed: int, prepared: dict[tupl
 def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any], seeds: dict[str, tuple[list, list]]
          ) -> list[dict[str, Any]]:
     """Every cell as a task, longest first (neural families on the largest training splits)."""
-    tasks, scoring = [], scoring_key()
+    tasks, scoring = [], {kind: scoring_key(kind) for kind in ("quality", "augmentation")}
     skip = {tuple(x.split(":", 1)) for x in args.exclude}
     wanted = [("quality", d, s, f) for d in args.datasets for s in seeds[d][0] for f in args.families
               if (d, f) not in skip]
@@ -592,7 +594,7 @@ def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any], seeds: 
     for kind, name, seed, family in wanted:
         ds = prepared[name, seed]
         neural = {"epochs": args.epochs, "device": args.device} if family in GENAI else {}  # baselines ignore them
-        config = {"dataset_key": ds.meta.get("cache_key"), **neural, "scoring": scoring}
+        config = {"dataset_key": ds.meta.get("cache_key"), **neural, "scoring": scoring[kind]}
         scoring_seeds = seeds[name][1] if kind == "quality" else [0]
         if scoring_seeds != [0]:  # absent for the one seed 0, as in cells stored before scoring seeds existed
             config["scoring_seeds"] = scoring_seeds

@@ -165,3 +165,20 @@ def test_synthetic_pool_samples_each_class_once_and_grows_by_the_difference(real
         first3 = again.take(again.labels == c)
         assert np.array_equal(first5.payload[:3], first3.payload)
     large.validate()
+
+
+def test_the_refit_on_a_fraction_sees_the_captures_and_the_caller_keeps_its_columns(real_with_rare_class) -> None:
+    """The refit's data rules read the ``capture`` column; the classifier's label-only copies must not strip it."""
+    train, test = real_with_rare_class
+    train = train.first(10)  # already as long as the classifier's flows: the table it is given, not a copy
+    train.meta["capture"] = [f"capture-{i % 7}" for i in range(len(train))]
+    seen: list[list[str]] = []
+
+    def fit_on_fraction(subset: FlowTable, seed: int):
+        seen.append(list(subset.meta.columns))
+        return create_generator("marginals", seed=seed).fit(subset)
+
+    run_augmentation(train, test, fraction_generator=fit_on_fraction, fractions=(0.05,), seeds=(0,),
+                     n_packets=10, classifier_options={"n_estimators": 10})
+    assert seen and all("capture" in columns for columns in seen)
+    assert "capture" in train.meta.columns

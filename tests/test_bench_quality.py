@@ -168,7 +168,11 @@ def test_smoke_run_on_requet(bench: Any, datasets_root: Path, tmp_path: Path, mo
     capsys.readouterr()
     assert bench.main(argv) == 0  # a re-run reuses every stored cell
     assert capsys.readouterr().out.count("(cached)") == 3
-    monkeypatch.setattr(bench, "scoring_key", lambda: "other evaluation code")
+    key = bench.scoring_key
+    monkeypatch.setattr(bench, "scoring_key", lambda kind: key(kind) if kind == "quality" else "other augmentation")
+    assert bench.main(argv) == 0  # only the augmentation code changed: the quality cells are reused
+    assert capsys.readouterr().out.count("(cached)") == 2
+    monkeypatch.setattr(bench, "scoring_key", lambda kind: f"other evaluation code ({kind})")
     assert bench.main(argv) == 0  # the evaluation changed: the stored generators are scored again, not refitted
     assert capsys.readouterr().out.count("(stored generator scored again)") == 2
     rescored = json.loads(out.with_suffix(".json").read_text())["records"]

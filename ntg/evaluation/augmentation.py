@@ -7,7 +7,7 @@ is kept (at least one flow per class) and a classifier is trained on
 * ``real+synthetic_full``     the subset + flows of the given generator (trained on the full training split)
                               or drawn from the given synthetic file;
 * ``real+synthetic_fraction`` the subset + flows of a fresh generator of the same family trained on the
-                              subset alone;
+                              subset alone (with its meta columns, so its data rules see the captures);
 * ``real+smote``              the subset + SMOTE interpolations in feature space (imbalanced-learn;
                               ``k = min(5, n_c - 1)`` per class, plain copies for a class of one flow);
 * ``real+handcrafted``        the subset + transformed copies of its flows: inter-arrival scaling by a
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ntg.data.schema import FlowTable
+from ntg.data.schema import PACKET_FIELDS, FlowTable
 from ntg.evaluation.features import flat_features, flows_from_flat
 from ntg.evaluation.options import FRACTIONS
 from ntg.evaluation.tstr import classification_scores, mean_std, synthetic_for_counts
@@ -193,17 +193,23 @@ def _score(
     return classification_scores(test.labels, predicted)["macro_f1"]
 
 
+def _to_length(table: FlowTable, n_packets: int) -> FlowTable:
+    return table.first(n_packets) if table.max_packets > n_packets else table.pad_to(n_packets)
+
+
 def _keep_columns(table: FlowTable, n_packets: int) -> FlowTable:
-    table = table.first(n_packets) if table.max_packets > n_packets else table.pad_to(n_packets)
-    table.meta = table.meta[["label"]].copy()
-    return table
+    """The first ``n_packets`` with the label as the only meta column (what the classifier sees)."""
+    table = _to_length(table, n_packets)
+    return FlowTable(n_packets=table.n_packets, **{name: getattr(table, name) for name in PACKET_FIELDS},
+                     meta=table.meta[["label"]].copy())
 
 
 def _additions(
-    subset: FlowTable, missing: dict[str, int], n_packets: int, seed: int, pool: SyntheticPool | None,
-    fraction_generator: GeneratorFactory | None,
+    drawn: FlowTable, subset: FlowTable, missing: dict[str, int], n_packets: int, seed: int,
+    pool: SyntheticPool | None, fraction_generator: GeneratorFactory | None,
 ) -> dict[str, FlowTable | None]:
-    """The flows each method adds to ``subset`` (None for real-only; methods without a source left out)."""
+    """The flows each method adds to ``subset`` (None for real-only; methods without a source left out).
+    ``drawn`` is ``subset`` with all its meta columns: the refit gets the captures its data rules read."""
     extra: dict[str, FlowTable | None] = {
         "real_only": None,
         "real+smote": smote_augment(subset, missing, n_packets, seed),
@@ -212,7 +218,7 @@ def _additions(
     if pool is not None:
         extra["real+synthetic_full"] = pool.take(missing)
     if fraction_generator is not None:
-        extra["real+synthetic_fraction"] = synthetic_augment(fraction_generator(subset, seed), missing, seed)
+        extra["real+synthetic_fraction"] = synthetic_augment(fraction_generator(drawn, seed), missing, seed)
     return extra
 
 
@@ -240,8 +246,9 @@ def run_augmentation(
     """Macro-F1 of every method at every fraction, mean ± std over ``seeds`` (see module docstring).
 
     ``synthetic_source`` is the generator trained on the full training split (or a synthetic table);
-    ``fraction_generator(subset, seed)`` returns a generator fitted on ``subset``. A method whose source is
-    missing still gets its rows, with ``None`` scores and the reason in ``skipped``.
+    ``fraction_generator(subset, seed)`` returns a generator fitted on ``subset``, which keeps its meta columns
+    (e.g. ``capture``). A method whose source is missing still gets its rows, with ``None`` scores and the reason
+    in ``skipped``.
     ``classifier_options`` go to the classifier's constructor (e.g. ``{"n_estimators": 50}``).
     """
     options = dict(classifier_options or {})
@@ -262,9 +269,11 @@ def run_augmentation(
     for seed, fraction in steps:
         if seed not in ceiling:
             ceiling[seed] = _score(full, test, classifier, n_packets, seed, options)
-        subset = _keep_columns(stratified_fraction(train, fraction, seed), n_packets)
+        drawn = _to_length(stratified_fraction(train, fraction, seed), n_packets)
+        subset = _keep_columns(drawn, n_packets)
         pool = pools.setdefault(seed, SyntheticPool(synthetic_source, seed)) if synthetic_source is not None else None
-        extra = _additions(subset, augmentation_targets(subset, min_target), n_packets, seed, pool, fraction_generator)
+        missing = augmentation_targets(subset, min_target)
+        extra = _additions(drawn, subset, missing, n_packets, seed, pool, fraction_generator)
         for method in METHODS:
             key = (fraction, method)
             if method == "real_100":
