@@ -355,6 +355,20 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
     Still open on requet, where the rule does not apply: the networks' 0.997 against the chain's 1.000. Sampling
     the stored transformer fits at temperature 1.2 (to reach the rare long SSDP flows) gives 0.998 with fidelity
     0.122 against 0.107, 10 splits × 3 draws: the tempered draws cost more fidelity than the one test flow gains.
+15. Which requet test flows the networks miss (2026-12-06; the transformer fits of item 14's baseline, the chain
+    and ``bootstrap`` fitted afresh; the RF trained on each one's flows, 3 draws, test flows it gets wrong; split
+    seeds 0, 1, 3, 4, ``/tmp`` harness). Flow-draws missed: transformer 3 / 5 / 9 / 3, the replayed training flows
+    3 / 5 / 5 / 1, the chain 0 / 2 / 2 / 0.
+    - On every one of these splits the test split holds an SSDP flow that sends its four NOTIFY packets (265, 274,
+      329 and 339 bytes) twice, 8 packets in all. The RF trained on the transformer's flows takes it for TLS (once
+      QUIC) in 3 of 3 draws on every split, as it does in 1–3 of 3 trained on the training flows themselves: 136 of
+      138 training SSDP flows stop after one round. The chain misses it in none: its order-2 context (329, 339) does
+      not know how many packets the flow has sent, so some of its SSDP flows go round again.
+    - A DNS flow with three queries before its answer (split seeds 1 and 3) is missed by all three in 2–3 of 3 draws.
+    - On split seed 3, four 2-packet SSDP flows of 175 bytes are taken for DNS once each (transformer only).
+    So the chain's lead on requet is one flow shape that the training captures barely hold and the chain's short
+    memory produces by accident; a network that learns when a class's flows end reproduces the training captures'
+    rate of it, as the replayed flows do.
 """
 
 from __future__ import annotations
