@@ -362,8 +362,11 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
     - On every one of these splits the test split holds an SSDP flow that sends its four NOTIFY packets (265, 274,
       329 and 339 bytes) twice, 8 packets in all. The RF trained on the transformer's flows takes it for TLS (once
       QUIC) in 3 of 3 draws on every split, as it does in 1–3 of 3 trained on the training flows themselves: 136 of
-      138 training SSDP flows stop after one round. The chain misses it in none: its order-2 context (329, 339) does
-      not know how many packets the flow has sent, so some of its SSDP flows go round again.
+      138 training SSDP flows stop after one round. Its twin is in training: two captures of the same
+      experiment (``baseline_May03_exp_303.pcap`` and ``exp_317``) hold one such flow each among 12 SSDP flows,
+      and every split puts one capture in training and the other in test, so the training split has the shape
+      once. The chain misses it in none: its order-2 context (329, 339) does not know how many packets the flow
+      has sent, so some of its SSDP flows go round again.
     - A DNS flow with three queries before its answer (split seeds 1 and 3) is missed by all three in 2–3 of 3 draws.
     - On split seed 3, four 2-packet SSDP flows of 175 bytes are taken for DNS once each (transformer only).
     So the chain's lead on requet is one flow shape that the training captures barely hold and the chain's short
