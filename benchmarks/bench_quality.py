@@ -372,6 +372,15 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
     So the chain's lead on requet is one flow shape that the training captures barely hold and the chain's short
     memory produces by accident; a network that learns when a class's flows end reproduces the training captures'
     rate of it, as the replayed flows do.
+16. The transformer on ndpi-pcaps, towards target (c) over all 20 splits (2026-12-06; the chain's 0.910 over split
+    seeds 0–19 brings (c) into play, and the transformer has 0.933 there). Its bench cells refitted with one change
+    each, split seeds 0–9 × 3 draws, paired with the committed cells (``/tmp`` harness):
+    - an exponential moving average of the weights (``ema_decay`` 0.98, the average kept): 0.862, paired −0.054 ±
+      0.037, fidelity level (+0.001 ± 0.003), privacy ok 10 of 10: the average leans on the earlier, blurrier
+      weights;
+    - 14 epochs instead of 12 with its context noise 0.2: 0.913, paired −0.003 ± 0.043, fidelity level (−0.001 ±
+      0.007), privacy ok 10 of 10: with the noise, two more passes neither copy nor help.
+    Not adopted.
 """
 
 from __future__ import annotations
