@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -350,5 +351,10 @@ def test_sweep_to_a_file_uri_writes_everything_there(ray_cluster, iot_small, tmp
     records = load_trial_records(target)
     assert len(records) == 2 and (target / "sweep.json").is_file() and (target / "study.db").is_file()
     assert list((target / "tune").glob("run-1/trial_*")), "Tune's storage_path is the same folder"
-    assert all(r["node_id"] and r["node_ip"] for r in records if not r["metrics"].get("reused_from"))
+    trained = [r for r in records if not r["metrics"].get("reused_from")]
+    assert all(r["node_id"] and r["node_ip"] for r in trained)
+    # when and how long each trial ran, measured in the trial: it started before the driver recorded it
+    for r in trained:
+        started = datetime.fromisoformat(r["started"])
+        assert started + timedelta(seconds=r["wall_s"]) <= datetime.fromisoformat(r["finished"]) + timedelta(seconds=1)
     assert all((target / r["generator_dir"] / "config.json").is_file() for r in records)

@@ -31,6 +31,11 @@ def now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def iso_ms(epoch_s: float) -> str:
+    """``epoch_s`` (seconds since the epoch) as ISO 8601 UTC with milliseconds."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch_s)) + f".{int(epoch_s % 1 * 1000):03d}Z"
+
+
 def resolve_sweep_dir(out: str | Path) -> Path:
     """``--out`` as a local folder: a path, or a ``file://`` URI.
 
@@ -167,6 +172,7 @@ def write_trial_record(
         "node_id": body.get("node_id"),
         "node_ip": body.get("node_ip"),
         "wall_s": float(wall_s),
+        "started": body.get("started"),
         "finished": now_iso(),
     }
     if status == "pruned":

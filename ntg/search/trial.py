@@ -27,6 +27,7 @@ from typing import Any
 from ntg.errors import NtgError
 from ntg.models.fitting import CHECKPOINT_FILE, Reporter
 from ntg.search.objectives import OBJECTIVES
+from ntg.search.records import iso_ms
 from ntg.training.tune_trainable import TuneReporter, load_dataset_cached
 
 GENERATOR_DIR = "generator"
@@ -154,6 +155,7 @@ def _result(objectives: dict[str, float], metrics: dict[str, Any], reason: str |
             "device": device,
             **where(),
             "trial_wall_s": time.perf_counter() - started,
+            "started": iso_ms(time.time() - (time.perf_counter() - started)),  # on the trial's node
         },
     }
 
