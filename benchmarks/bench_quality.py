@@ -350,10 +350,14 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       there);
     - transformer 0.897 → 0.949 (+0.052 ± 0.057), fidelity 0.228 → 0.222 (+0.006 ± 0.008), privacy 9 → 10 of 10
       (split seed 13: copy rate 0.051 → 0.034);
-    - SSM 0.930 → 0.940 (+0.010 ± 0.077), fidelity 0.232 → 0.233 (−0.001 ± 0.012), privacy 9 → 10 of 10.
-    Over the 20 splits: transformer 0.900 → 0.933, SSM 0.935 → 0.950, the chain 0.910; every network split passes
-    the privacy gate with the noise (37 of 40 without). The utility gains are inside the split noise; the privacy
-    gain and the direction of the utility change hold on both halves.
+    - SSM 0.930 → 0.940 (+0.010 ± 0.077), fidelity 0.232 → 0.233 (−0.001 ± 0.012), privacy 9 → 10 of 10;
+    - diffusion (no context noise; its committed code, measured 2026-12-06 in 50 min on one core, fits of 83–109 s):
+      0.887 ± 0.052, paired with the chain −0.034 ± 0.040 (below it on 6 of 10 splits), fidelity 0.225 (+0.015 ±
+      0.010 better than the chain's), privacy ok 10 of 10.
+    Over the 20 splits: transformer 0.900 → 0.933, SSM 0.935 → 0.950, diffusion 0.896, the chain 0.910; every
+    network split passes the privacy gate with the noise (37 of 40 without). The utility gains are inside the split
+    noise; the privacy gain and the direction of the utility change hold on both halves. Diffusion, level with the
+    chain on split seeds 0–9 (+0.005), is below it on seeds 10–19 on TSTR/TRTR while better on fidelity on both.
     Still open on requet, where the rule does not apply: the networks' 0.997 against the chain's 1.000. Sampling
     the stored transformer fits at temperature 1.2 (to reach the rare long SSDP flows) gives 0.998 with fidelity
     0.122 against 0.107, 10 splits × 3 draws: the tempered draws cost more fidelity than the one test flow gains.
