@@ -115,7 +115,7 @@ def handcrafted_augment(
 ) -> FlowTable:
     """Transformed copies of random flows of each class (one random transform each, see module docstring)."""
     rng = np.random.default_rng(seed)
-    window = subset.first(n_packets) if subset.max_packets > n_packets else subset.pad_to(n_packets)
+    window = subset.pad_to(n_packets)
     labels = window.labels.astype(str)
     picks = np.concatenate(
         [rng.choice(np.flatnonzero(labels == c), size=n, replace=True) for c, n in missing.items() if n > 0]
@@ -193,13 +193,9 @@ def _score(
     return classification_scores(test.labels, predicted)["macro_f1"]
 
 
-def _to_length(table: FlowTable, n_packets: int) -> FlowTable:
-    return table.first(n_packets) if table.max_packets > n_packets else table.pad_to(n_packets)
-
-
 def _keep_columns(table: FlowTable, n_packets: int) -> FlowTable:
     """The first ``n_packets`` with the label as the only meta column (what the classifier sees)."""
-    table = _to_length(table, n_packets)
+    table = table.pad_to(n_packets)
     return FlowTable(n_packets=table.n_packets, **{name: getattr(table, name) for name in PACKET_FIELDS},
                      meta=table.meta[["label"]].copy())
 
@@ -269,7 +265,7 @@ def run_augmentation(
     for seed, fraction in steps:
         if seed not in ceiling:
             ceiling[seed] = _score(full, test, classifier, n_packets, seed, options)
-        drawn = _to_length(stratified_fraction(train, fraction, seed), n_packets)
+        drawn = stratified_fraction(train, fraction, seed).pad_to(n_packets)
         subset = _keep_columns(drawn, n_packets)
         pool = pools.setdefault(seed, SyntheticPool(synthetic_source, seed)) if synthetic_source is not None else None
         missing = augmentation_targets(subset, min_target)

@@ -22,10 +22,6 @@ SERIES_CHANNELS = ("direction", "payload", "iat", "mask")
 _PAYLOAD_SCALE = np.log1p(1500.0)
 
 
-def _window(flows: FlowTable, n_packets: int) -> FlowTable:
-    if flows.max_packets < n_packets:
-        return flows.pad_to(n_packets)
-    return flows.first(n_packets) if flows.max_packets > n_packets else flows
 
 
 def flat_feature_names(n_packets: int) -> list[str]:
@@ -35,7 +31,7 @@ def flat_feature_names(n_packets: int) -> list[str]:
 
 def flat_features(flows: FlowTable, n_packets: int) -> np.ndarray:
     """``(n, 3 * n_packets + 1)`` float64: per position signed direction, payload, iat; then length."""
-    window = _window(flows, n_packets)
+    window = flows.pad_to(n_packets)
     mask = window.mask
     direction = np.where(mask, 1.0 - 2.0 * window.direction, 0.0)
     payload = np.where(mask, window.payload, 0).astype(np.float64)
@@ -46,7 +42,7 @@ def flat_features(flows: FlowTable, n_packets: int) -> np.ndarray:
 
 def series_features(flows: FlowTable, n_packets: int) -> np.ndarray:
     """``(n, 4, n_packets)`` float32 channels for the CNN (see module docstring), 0 where no packet."""
-    window = _window(flows, n_packets)
+    window = flows.pad_to(n_packets)
     mask = window.mask
     direction = np.where(mask, 1.0 - 2.0 * window.direction, 0.0)
     payload = np.log1p(np.clip(window.payload, 0, None)) / _PAYLOAD_SCALE

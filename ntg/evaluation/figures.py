@@ -73,7 +73,7 @@ def plot_distributions(
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for table, name, color in ((real, "real test", "tab:blue"), (synth, "synthetic", "tab:orange")):
-        window = table.pad_to(n_packets) if table.max_packets < n_packets else table.first(n_packets)
+        window = table.pad_to(n_packets)
         mask = window.mask
         for ax, values, start in ((axes[0], window.payload.astype(np.float64), 0),
                                   (axes[1], np.maximum(window.iat, 1e-6), 1)):

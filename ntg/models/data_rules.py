@@ -98,10 +98,14 @@ RARE_CLASS_FLOWS = 16  # training flows below which a class is confined to its o
 CAPTURE_BALANCE = 0.5  # exponent of the per-capture weights where flows do not recur across captures
 
 
-def _share_note(share: float) -> str:
+def _recurring(share: float) -> str:
     """How a rule's note names the share of recurring flows it was decided from."""
-    return (f"{share:.3f} of the training flows recur in another capture; threshold {RECURRENT_SHARE}, "
-            "see ntg/models/data_rules.py")
+    return f"{share:.3f} of the training flows recur in another capture"
+
+
+def _share_note(share: float) -> str:
+    """:func:`_recurring` with the threshold it was compared with."""
+    return f"{_recurring(share)}; threshold {RECURRENT_SHARE}, see ntg/models/data_rules.py"
 
 
 def small_data(n_train: int) -> bool:
@@ -197,7 +201,7 @@ def capture_balance_rule(share: float | None, class_ids: np.ndarray, captures: n
     if np.allclose(weights, 1.0):
         return None, "data rules: no capture balance (each class's captures hold as many flows as each other)"
     n_captures = len(set(np.asarray(captures).astype(str).tolist()))
-    why = "capture_balance=True" if setting else f"{share:.3f} of the training flows recur in another capture"
+    why = "capture_balance=True" if setting else _recurring(share)
     return weights, (
         f"data rules: capture balance ({why}): each epoch draws a class's flows with weight n^-{CAPTURE_BALANCE} for "
         f"n flows of that class in the same capture ({n_captures} captures); see ntg/models/data_rules.py")
@@ -213,6 +217,5 @@ def context_noise_rule(share: float | None, rate: float, setting: float | None =
         return 0.0, "data rules: no context noise (the training table names no captures)"
     if share >= RECURRENT_SHARE:
         return 0.0, f"data rules: no context noise: {_share_note(share)}"
-    return rate, (f"data rules: context noise {rate:g} ({share:.3f} of the training flows recur in another "
-                  f"capture): training replaces that share of the input packets by another flow's; see "
-                  f"ntg/models/data_rules.py")
+    return rate, (f"data rules: context noise {rate:g} ({_recurring(share)}): training replaces that share of the "
+                  "input packets by another flow's; see ntg/models/data_rules.py")
