@@ -387,6 +387,34 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
     - 14 epochs instead of 12 with its context noise 0.2: 0.913, paired −0.003 ± 0.043, fidelity level (−0.001 ±
       0.007), privacy ok 10 of 10: with the noise, two more passes neither copy nor help.
     Not adopted.
+17. Four variants towards the chain, none adopted (2026-12-06, ``/tmp`` harness, 3 draws per cell):
+    - Diffusion, splicing (a back-off chain's recombination done to the training flows): each batch, half the
+      flows replaced by their own packets up to a position where a flow of the same class in the batch sends the
+      same packet (direction and size bin), then that flow's packets. About a fifth of the rows change, half of
+      those into flows no training flow is. ndpi-pcaps split seeds 0, 2, 4 and 9, paired with the committed cells:
+      TSTR/TRTR 0.890 against 0.955 (−0.065 ± 0.070, lower on 4 of 4), fidelity level (0.195 against 0.196), copy
+      rate 0.047–0.053 against a natural 0.011–0.034 (privacy ok, near the margin); stopped there. The denoiser
+      learns the spliced flows as more flows to reproduce, not as a back-off.
+    - Diffusion, class support at decoding, as the autoregressive families sample (item 9): each sampled packet
+      token and iat bin of a confined class (every class on requet, by the ``class_support`` rule) moved to the
+      token the class used in training whose bits agree best with the sampled channels. requet split seeds 0–3,
+      the same fit scored both ways: TSTR/TRTR identical on every split (0.992, 0.983, 0.995, 0.982), fidelity
+      0.113 against 0.113 (0.111 → 0.105 on split seed 0, level on the others), privacy ok either way. Diffusion's
+      requet flows already keep to their class's tokens; what it misses is item 13's rare direction patterns.
+    - Transformer and SSM, context noise drawn from a flow of the same class (a class-conditioned back-off)
+      instead of any flow of the batch, at the same rates, ndpi-pcaps split seeds 0–9, paired with the committed
+      cells: transformer 0.880 against 0.916 (−0.036 ± 0.037, lower on 8 of 10), fidelity 0.206 against 0.201;
+      SSM 0.928 against 0.961 (−0.033 ± 0.044, lower on 7 of 10), fidelity 0.203 against 0.205; privacy ok on
+      10 of 10 for both. The noise helps as noise from other classes (one reading, not measured further: the
+      network then predicts the next packet from its class more than from the packets before).
+    - Transformer and SSM, classifier-free guidance (the class dropped from 10 % of the training flows, the
+      logits of each step taken as ``u + w (c − u)`` from the conditional and unconditional passes), ndpi-pcaps
+      split seeds 0–9, each fit scored at w = 1, 1.5 and 2: fitted with the label dropout, the networks score lower
+      at w = 1 (transformer 0.896 against the committed 0.916, −0.020 ± 0.021; SSM 0.923 against 0.961, −0.038 ±
+      0.043),
+      and guidance does not win it back (against w = 1 on the same fits: transformer −0.008 ± 0.036 at 1.5 and
+      −0.045 ± 0.045 at 2; SSM +0.013 ± 0.042 and −0.011 ± 0.057), while fidelity worsens with w (transformer
+      0.200 / 0.207 / 0.212). Privacy ok on every split at every w.
 """
 
 from __future__ import annotations
