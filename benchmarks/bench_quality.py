@@ -427,6 +427,9 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       +0.062, standard deviation 0.055), fidelity 0.198 against 0.201, privacy ok on 10 of 10. With seed 1 the
       transformer is below the chain's 0.899 there: its +0.017 over the chain on the bench is inside the spread of
       its own fits.
+    - SSM, split seeds 0–9: 0.973 against the committed 0.961 (paired +0.012 ± 0.067; per split −0.108 to +0.215,
+      standard deviation 0.093), fidelity 0.202 against 0.205, privacy ok on 10 of 10: +0.074 over the chain, so
+      target (b) holds with this seed too.
     - diffusion, split seeds 0 / 2 / 4 / 9: 0.877 / 1.022 / 0.845 / 1.009 against 0.980 / 0.974 / 0.866 / 0.999
       (−0.017 on the mean; standard deviation 0.064), fidelity 0.197 against 0.196, and the privacy gate fails on
       split seed 0 (copy rate 0.053 against a natural 0.011 in one of three draws).
