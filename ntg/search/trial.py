@@ -142,6 +142,7 @@ def _over_budget(parameters: int, budget: int, train_config: Any, started: float
 
 def _result(objectives: dict[str, float], metrics: dict[str, Any], reason: str | None, train_config: Any,
             device: str, started: float, trained: bool) -> dict[str, Any]:
+    elapsed = time.perf_counter() - started
     return {
         **objectives,
         DONE_KEY: 1.0,
@@ -154,8 +155,8 @@ def _result(objectives: dict[str, float], metrics: dict[str, Any], reason: str |
             "trained": trained,
             "device": device,
             **where(),
-            "trial_wall_s": time.perf_counter() - started,
-            "started": iso_ms(time.time() - (time.perf_counter() - started)),  # on the trial's node
+            "trial_wall_s": elapsed,
+            "started": iso_ms(time.time() - elapsed),  # on the trial's node
         },
     }
 
