@@ -477,6 +477,13 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       0.946 against 0.959 (−0.014 ± 0.058, fidelity level); privacy ok on every split. It brings the unanswered
       DNS queries part of the way back (transformer 0.12–0.18 of its DNS flows on split seeds 0, 3 and 5) without
       a gain. Not adopted.
+20. The held-out split seeds 10–19 with two fit seeds (2026-12-07, the same harness; item 14 measured them with
+    generator seed 0 only): the chain 0.921, fidelity 0.241, privacy ok on 0 of 10. Transformer: 0.952 with
+    generator seed 0 (item 14: 0.949) and 0.909 with seed 1 (paired with the chain +0.031 ± 0.069 and −0.012 ±
+    0.067), fidelity 0.222 / 0.221. SSM: 0.936 and 0.977 (+0.016 ± 0.093 and +0.056 ± 0.072), fidelity 0.233 /
+    0.225. Privacy ok on 10 of 10 for every fit. So on these splits target (c) passes with one seed and fails with
+    the other, and so does (b); over the 20 fits the transformer is +0.009 above the chain (0.930) and the SSM
+    +0.036 (0.957), every network better on fidelity and private where the chain is not.
 """
 
 from __future__ import annotations
