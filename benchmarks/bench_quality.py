@@ -455,8 +455,9 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       lost the Random Forest gives them to DNS. The networks' DNS flows hold 1.5–2 times as many unanswered
       queries (at most 3 outgoing packets, the first under 60 bytes) as the training flows: 0.18–0.20 of their
       DNS flows against 0.10–0.12 (the chain 0.11–0.13; with the capture balance's weights the training share
-      is 0.05–0.07), on split seeds 0, 3 and 5. The context noise of item 14 makes them: the transformer fitted
-      without it on split seed 0 has 0.11–0.13 (three draws), without capture balance 0.17–0.19.
+      is 0.05–0.07), on split seeds 0, 3 and 5. The context noise of item 14 is the likely source: the
+      transformer fitted without it on split seed 0 has 0.11–0.13 (three draws; one fit), without capture
+      balance 0.17–0.19.
     - WhatsApp is a capture shift: 86 of the 88 training flows of split seed 0 come from one capture that holds
       one direction only, while the test captures' WhatsApp flows are two-way TCP (empty ACKs both ways); no
       generator learns a shape that the training split barely holds.
@@ -477,6 +478,10 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
       0.946 against 0.959 (−0.014 ± 0.058, fidelity level); privacy ok on every split. It brings the unanswered
       DNS queries part of the way back (transformer 0.12–0.18 of its DNS flows on split seeds 0, 3 and 5) without
       a gain. Not adopted.
+    - Context noise kept off the first two packets (the query and what follows it; patched in the harness),
+      transformer, generator seeds 0 and 1: 0.880 and 0.868 against 0.915 and 0.894 (pooled −0.031 ± 0.043),
+      fidelity 0.006 worse, privacy ok on every split; the unanswered DNS queries stay at 0.14–0.20. So the
+      excess does not come from noise on the first packets alone. Not adopted.
 20. The held-out split seeds 10–19 with two fit seeds (2026-12-07, the same harness; item 14 measured them with
     generator seed 0 only): the chain 0.921, fidelity 0.241, privacy ok on 0 of 10. Transformer: 0.952 with
     generator seed 0 (item 14: 0.949) and 0.909 with seed 1 (paired with the chain +0.031 ± 0.069 and −0.012 ±
