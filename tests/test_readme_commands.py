@@ -4,12 +4,12 @@ The commands run in order in one temporary folder (the README's relative paths: 
 ``NTG_DATA_ROOT`` pointing at the real captures, as the README says to set it. Only budgets are appended
 (argparse keeps the last value): one epoch on a few hundred flows, one split seed, the Random Forest only, the 1 %
 low-data fraction alone (the augmentation still refits the generator on it: the path where a rare class once went
-missing), two sweep trials, one split seed for the zoo cards. Two examples that parse to the same arguments once
-their budgets are appended (the README's ``evaluate ... --split-seeds 3`` and the help's ``evaluate`` without it)
-run once. ``./my-captures`` and ``./captures`` are a few nDPI test captures (the README's
-"your captures"). A command that names a bucket (``s3://my-bucket/...``) talks to a real local S3 server
-(moto's, started on first use, bucket created) through the URI's ``endpoint_override`` query, with test
-credentials: the same client code as against AWS.
+missing), two sweep trials, one split seed and the 1 % fraction with one seed for the zoo cards. Two examples
+that parse to the same arguments once their budgets are appended (the README's ``evaluate ... --split-seeds 3``
+and the help's ``evaluate`` without it) run once. ``./my-captures`` and ``./captures`` are a few nDPI test
+captures (the README's "your captures"). A command that names a bucket (``s3://my-bucket/...``) talks to a real
+local S3 server (moto's, started on first use, bucket created) through the URI's ``endpoint_override`` query,
+with test credentials: the same client code as against AWS.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ BUDGETS: dict[str, list[str]] = {
                  "0.01", "--quiet"],
     "sweep": ["--trials", "2", "--max-epochs", "1", "--concurrency", "1", "--cpus-per-trial", "1"],
     "demo": ["--quick", "--families", "markov", "--split-seeds", "1"],
-    "zoo publish": ["--split-seeds", "1", "--quiet"],
+    "zoo publish": ["--split-seeds", "1", "--augmentation-seeds", "1", "--augmentation-fractions", "0.01", "--quiet"],
 }
 NDPI_CAPTURES = ("KakaoTalk_talk", "instagram", "netflix", "pinterest", "reddit", "teams", "telegram", "tumblr",
                  "wechat", "weibo", "whatsappfiles", "zoom", "signal", "waze", "iphone")

@@ -125,6 +125,8 @@ def test_republishing_makes_new_commits_and_reuses_the_evaluation(sweep, local_z
     assert len(commits) == 2 and commits[0].split()[0] == again[0]["commit"] != results[0]["commit"]
     assert {c.split()[1] for c in commits} == {"ntg"}  # never the user's name
     assert len(list((zoo / "models" / NS).iterdir())) == len(results)  # updated, not duplicated
+    with pytest.raises(AssertionError, match="must not be evaluated"):  # another card budget: evaluated afresh
+        publish_sweep(sweep, NS, zoo_dir=zoo, split_seeds=1, augmentation_seeds=1, progress=False)
 
 
 def test_upload_to_the_hub_double_and_download_the_same_generator(sweep, uploaded, hub_server, hf_home):  # noqa: F811
@@ -277,6 +279,10 @@ def test_cli_errors_are_one_line_and_zoo_wins_over_hf_endpoint(sweep, local_zoo,
     assert err.startswith("ntg: error: ") and err.count("\n") == 1 and "--data DIR" in err
     assert main(["zoo", "publish", str(sweep), "--to", "bad/ns", "--dry-run"]) == 2
     assert "not a Hub user or organisation name" in capsys.readouterr().err
+    assert main(["zoo", "publish", str(sweep), "--to", NS, "--zoo", str(tmp_path / "unused"),
+                 "--augmentation-fractions", "1.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--augmentation-fractions" in err and not (tmp_path / "unused").exists()
     # HF_ENDPOINT pointing at a read-only zoo server must not turn an explicit --zoo publish into an upload
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1")
     zoo = tmp_path / "zoo"

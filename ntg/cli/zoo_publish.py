@@ -16,8 +16,8 @@ def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
         "<dataset>-<id> with model.safetensors, config.json, eval/, front.png and a model card (README.md). "
         "With --endpoint (or HF_ENDPOINT) it uploads with huggingface_hub; without, it commits to the local zoo "
         "($NTG_ZOO or zoo/local), which `ntg zoo serve` serves. Re-publishing makes new commits. CPU budget, "
-        "recorded in each card: Random Forest only, 2 augmentation seeds; neural families are not refitted per "
-        "split seed or augmentation fraction.",
+        "recorded in each card: Random Forest only, --split-seeds, --augmentation-seeds and "
+        "--augmentation-fractions; neural families are not refitted per split seed or augmentation fraction.",
     )
     p.add_argument("sweep_dir", metavar="SWEEP_DIR",
                    help="the --out of `ntg sweep`: a folder, or an s3:// / gs:// URI (read through a local mirror)")
@@ -32,6 +32,11 @@ def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zoo", type=Path, metavar="DIR", help="local zoo folder (default: $NTG_ZOO or zoo/local)")
     p.add_argument("--data", type=Path, metavar="DIR", help="the prepared data (default: the sweep's, sweep.json)")
     p.add_argument("--split-seeds", type=int, default=2, help="split seeds of the test evaluation (default 2)")
+    p.add_argument("--augmentation-seeds", type=int, default=2,
+                   help="seeds of the low-data subsets in the cards (default 2); the augmentation axis is most of a "
+                   "card's time")
+    p.add_argument("--augmentation-fractions", type=float, nargs="+", metavar="F",
+                   help="shares of the training split the low-data augmentation uses (default: the full profile's)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_publish)
 
@@ -47,7 +52,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     results = publish_sweep(sweep_dir, args.to, endpoint=args.endpoint, token=args.token,
                             private=args.private, only_front=args.only_front, dry_run=args.dry_run,
                             zoo_dir=args.zoo, split_seeds=args.split_seeds, progress=not args.quiet,
-                            data_dir=args.data)
+                            data_dir=args.data, augmentation_seeds=args.augmentation_seeds,
+                            augmentation_fractions=args.augmentation_fractions)
     if store is not None and not args.dry_run:
         store.push()  # the test-split evaluations (zoo-eval/), so the next publish from any machine reuses them
     if not args.dry_run:

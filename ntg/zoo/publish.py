@@ -10,9 +10,10 @@ name, the sweep's and the data's absolute paths: publishing refuses rather than 
   ``upload_folder`` (a new commit of the same repo on every publish; files no longer produced are deleted);
 * without one: a new commit of the repo's git repository in the local zoo, and ``<zoo>/index.json``.
 
-CPU budget (recorded in each card): Random Forest only (no CNN), 2 augmentation seeds; neural families are
-not refitted per split seed or per augmentation fraction (TSTR on the generator's own split, TRTR over every
-split seed), baselines are (cheap), so their TSTR spans every split seed.
+CPU budget (recorded in each card): Random Forest only (no CNN), 2 augmentation seeds over the full profile's
+low-data fractions (both settable: the augmentation axis is most of a card's time); neural families are not
+refitted per split seed or per augmentation fraction (TSTR on the generator's own split, TRTR over every split
+seed), baselines are (cheap), so their TSTR spans every split seed.
 """
 
 from __future__ import annotations
@@ -57,14 +58,20 @@ class Planned:
 def publish_sweep(sweep_dir: str | Path, namespace: str, *, endpoint: str | None = None, token: str | None = None,
                   private: bool = False, only_front: bool = True, dry_run: bool = False,
                   zoo_dir: str | Path | None = None, split_seeds: int = 2, progress: bool = True,
-                  data_dir: str | Path | None = None) -> list[dict[str, Any]]:
+                  data_dir: str | Path | None = None, augmentation_seeds: int = 2,
+                  augmentation_fractions: tuple[float, ...] | None = None) -> list[dict[str, Any]]:
     """Publish the sweep's generators (see the module docstring); one dict per repo: repo_id, url (or local
     path), commit, trial_id, family, dataset, sweep, metrics. ``dry_run`` prints the plan and writes nothing.
 
-    ``endpoint`` defaults to ``HF_ENDPOINT`` unless ``zoo_dir`` is given; ``data_dir`` to the sweep's data."""
+    ``endpoint`` defaults to ``HF_ENDPOINT`` unless ``zoo_dir`` is given; ``data_dir`` to the sweep's data.
+    ``split_seeds``, ``augmentation_seeds`` and ``augmentation_fractions`` (None: the full profile's) are the
+    cards' evaluation budget."""
     from ntg.zoo.local import default_zoo_dir
 
     sweep_dir = Path(sweep_dir)
+    budget = CardBudget(split_seeds, augmentation_seeds,
+                        None if augmentation_fractions is None else tuple(augmentation_fractions))
+    eval_settings("markov", budget, False)  # a bad budget fails here, before anything is evaluated or written
     # an explicit zoo folder wins over HF_ENDPOINT, which may point at that zoo's read-only server
     endpoint = endpoint or (os.environ.get("HF_ENDPOINT") if zoo_dir is None else None) or None
     data_dir = _data_dir(sweep_dir, data_dir)
@@ -83,7 +90,7 @@ def publish_sweep(sweep_dir: str | Path, namespace: str, *, endpoint: str | None
     results = []
     for i, item in enumerate(plan, 1):
         _say(progress, f"[{i}/{len(plan)}] {item.repo_id}: evaluating trial {item.trial_id} on the test split")
-        report, settings_note, report_dir = evaluate_cached(sweep_dir, data_dir, item, split_seeds, progress)
+        report, settings_note, report_dir = evaluate_cached(sweep_dir, data_dir, item, budget, progress)
         with tempfile.TemporaryDirectory(prefix="ntg-publish-") as tmp:
             stage = Path(tmp) / "repo"
             info = stage_repo(stage, item, report, report_dir, front, dataset=dataset, sweep=sweep_dir.resolve().name,
@@ -159,17 +166,29 @@ def plan_publish(sweep_dir: Path, namespace: str, dataset: str, only_front: bool
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
-def eval_settings(family: str, split_seeds: int, progress: bool) -> tuple[Any, str]:
+@dataclass(frozen=True)
+class CardBudget:
+    """What a card's test-split evaluation spends (module docstring); ``fractions`` None: the full profile's."""
+
+    split_seeds: int = 2
+    augmentation_seeds: int = 2
+    fractions: tuple[float, ...] | None = None
+
+
+def eval_settings(family: str, budget: CardBudget, progress: bool) -> tuple[Any, str]:
     """The publish budget (module docstring) as :class:`EvaluateSettings`, and its one-line description."""
     from ntg.evaluation.evaluate import EvaluateSettings
 
     neural = family in NEURAL
-    settings = EvaluateSettings.for_profile("full", split_seeds=split_seeds, classifiers=("rf",),
+    settings = EvaluateSettings.for_profile("full", split_seeds=budget.split_seeds, classifiers=("rf",),
                                             retrain=not neural, augmentation_refit=not neural,
-                                            augmentation_seeds=2, progress=progress)
-    note = (f"full profile on the test split, Random Forest, {split_seeds} split seed(s) "
+                                            augmentation_seeds=budget.augmentation_seeds, fractions=budget.fractions,
+                                            progress=progress)
+    fractions = ", ".join(f"{f:g}" for f in settings.fractions)
+    note = (f"full profile on the test split, Random Forest, {budget.split_seeds} split seed(s) "
             f"({'TSTR on the generator own split, TRTR over all' if neural else 'refitted per split seed'}), "
-            f"2 augmentation seeds{', no refit per fraction' if neural else ''}")
+            f"{budget.augmentation_seeds} augmentation seed(s) at fractions {fractions}"
+            f"{', no refit per fraction' if neural else ''}")
     return settings, note
 
 
@@ -181,7 +200,7 @@ def generator_sha256(generator_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def evaluate_cached(sweep_dir: Path, data_dir: Path, item: Planned, split_seeds: int,
+def evaluate_cached(sweep_dir: Path, data_dir: Path, item: Planned, budget: CardBudget,
                     progress: bool) -> tuple[dict[str, Any], str, Path]:
     """The test-split report of the trial's generator, from ``SWEEP_DIR/zoo-eval/`` when the same weights were
     evaluated with the same settings, else evaluated now (and cached)."""
@@ -189,7 +208,7 @@ def evaluate_cached(sweep_dir: Path, data_dir: Path, item: Planned, split_seeds:
 
     from ntg.evaluation.evaluate import evaluate
 
-    settings, note = eval_settings(item.family, split_seeds, progress)
+    settings, note = eval_settings(item.family, budget, progress)
     key = hashlib.sha256((generator_sha256(item.generator_dir) + json.dumps(
         {k: v for k, v in asdict(settings).items() if k != "progress"}, sort_keys=True, default=str)).encode())
     out = sweep_dir / EVAL_CACHE / key.hexdigest()[:24]
@@ -376,5 +395,5 @@ def upload(stage: Path, repo_id: str, endpoint: str, token: str | None, private:
     return url, info.oid
 
 
-__all__ = ["Planned", "check_endpoint", "check_no_leaks", "dataset_slug", "evaluate_cached", "plan_publish",
-           "publish_sweep", "stage_repo"]
+__all__ = ["CardBudget", "Planned", "check_endpoint", "check_no_leaks", "dataset_slug", "evaluate_cached",
+           "plan_publish", "publish_sweep", "stage_repo"]
