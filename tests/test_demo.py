@@ -51,8 +51,10 @@ def test_quick_demo_end_to_end_and_resumes(iot_small_captures: Path, tmp_path: P
     snapshot = Path(first["download"]["path"])
     assert str(snapshot).startswith(str(workdir / "hub-cache"))  # plain snapshot_download into the demo's cache
     assert {"model.safetensors", "config.json", "README.md", "eval/report.json"} <= set(first["download"]["files"])
-    metrics = read_metrics(ModelCard.load(snapshot / "README.md"))
+    card = ModelCard.load(snapshot / "README.md")
+    metrics = read_metrics(card)
     assert 0 <= metrics["fidelity_score"] < 1 and metrics["parameters"] > 0
+    assert "1 augmentation seed(s) at fractions 0.01" in card.text  # the quick budget reaches the cards
 
     assert first["sample"]["identical"] and Path(first["sample"]["path"]).is_file()
     reference = Path(first["sample"]["reference"])

@@ -23,7 +23,9 @@ Derivation (2 shared CPU cores, one torch thread per trial, two trials at a time
   budgets 10 min 27 s (neural sweep 452 s, publish 140 s for 1 Markov chain, 2 SSMs and a transformer),
   at a 1-minute load of 1.1–6.0 (median 4.2, sampled every 30 s) from other users.
 
-``--quick`` keeps every step with three one-epoch trials per sweep on 800 flows (a few minutes in all).
+``--quick`` keeps every step with three one-epoch trials per sweep on 800 flows, and cards whose augmentation
+axis has one seed at the 1 % fraction (the axis is most of a card's time: ``ntg.zoo.publish``); a few minutes in
+all.
 """
 
 from __future__ import annotations
@@ -47,12 +49,15 @@ class DemoBudget:
     split_seeds: int = 1
     sample_flows: int = 2000
     sizes: dict[str, Any] = field(default_factory=dict)
+    card_augmentation_seeds: int = 2  # the cards' low-data augmentation (``ntg zoo publish`` defaults)
+    card_fractions: tuple[float, ...] | None = None  # None: the full evaluation profile's fractions
 
 
 FULL = DemoBudget(trials={"baseline": 6, "neural": 16}, epochs=8, max_train_flows=6000,
                   sweep_seconds={"baseline": 180, "neural": 14 * 60})
 QUICK = DemoBudget(trials={"baseline": 3, "neural": 3}, epochs=1, max_train_flows=800,
-                   sweep_seconds={"baseline": 90, "neural": 150}, sample_flows=500, sizes={"quick": True})
+                   sweep_seconds={"baseline": 90, "neural": 150}, sample_flows=500, sizes={"quick": True},
+                   card_augmentation_seeds=1, card_fractions=(0.01,))
 
 
 def _train(budget: DemoBudget) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Each step goes through the public piece that a user would call (``ntg.data.prepa
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def run_demo(dataset: str = "iot-sentinel", workdir: str | Path = "artifacts/dem
                                                             sweep_dirs[name]))
     steps.run("fronts", folder, lambda: {name: _pareto(path) for name, path in sweep_dirs.items()})
     published = steps.run("publish", zoo, lambda: [repo for path in sweep_dirs.values() for repo in _publish(
-        path, zoo, split_seeds or budget.split_seeds)])
+        path, zoo, replace(budget, split_seeds=split_seeds or budget.split_seeds))])
     results: dict[str, Any] = {"data": data, "published": published, "sweeps": {k: str(v) for k, v in
                                                                                 sweep_dirs.items()}}
     if not all(steps.done(name) for name in SERVED):
@@ -117,10 +118,12 @@ def _pareto(sweep_dir: Path) -> dict[str, Any]:
             "files": {k: str(v) for k, v in paths.items()}}
 
 
-def _publish(sweep_dir: Path, zoo: Path, split_seeds: int) -> list[dict[str, Any]]:
+def _publish(sweep_dir: Path, zoo: Path, budget: DemoBudget) -> list[dict[str, Any]]:
     from ntg.zoo.publish import publish_sweep
 
-    published = publish_sweep(sweep_dir, NAMESPACE, zoo_dir=zoo, split_seeds=split_seeds, only_front=True)
+    published = publish_sweep(sweep_dir, NAMESPACE, zoo_dir=zoo, split_seeds=budget.split_seeds, only_front=True,
+                              augmentation_seeds=budget.card_augmentation_seeds,
+                              augmentation_fractions=budget.card_fractions)
     return [{**repo, "sweep_dir": str(sweep_dir)} for repo in published]
 
 
