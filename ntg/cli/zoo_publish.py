@@ -32,7 +32,7 @@ def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--zoo", type=Path, metavar="DIR", help="local zoo folder (default: $NTG_ZOO or zoo/local)")
     p.add_argument("--data", type=Path, metavar="DIR", help="the prepared data (default: the sweep's, sweep.json)")
     p.add_argument("--split-seeds", type=int, default=2, help="split seeds of the test evaluation (default 2)")
-    p.add_argument("--augmentation-seeds", type=int, default=2,
+    p.add_argument("--augmentation-seeds", type=int,
                    help="seeds of the low-data subsets in the cards (default 2); the augmentation axis is most of a "
                    "card's time")
     p.add_argument("--augmentation-fractions", type=float, nargs="+", metavar="F",

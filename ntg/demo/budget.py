@@ -49,8 +49,8 @@ class DemoBudget:
     split_seeds: int = 1
     sample_flows: int = 2000
     sizes: dict[str, Any] = field(default_factory=dict)
-    card_augmentation_seeds: int = 2  # the cards' low-data augmentation (``ntg zoo publish`` defaults)
-    card_fractions: tuple[float, ...] | None = None  # None: the full evaluation profile's fractions
+    card_augmentation_seeds: int | None = None  # the cards' low-data augmentation; None: ``zoo publish``'s
+    card_fractions: tuple[float, ...] | None = None
 
 
 FULL = DemoBudget(trials={"baseline": 6, "neural": 16}, epochs=8, max_train_flows=6000,

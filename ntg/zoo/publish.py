@@ -58,19 +58,19 @@ class Planned:
 def publish_sweep(sweep_dir: str | Path, namespace: str, *, endpoint: str | None = None, token: str | None = None,
                   private: bool = False, only_front: bool = True, dry_run: bool = False,
                   zoo_dir: str | Path | None = None, split_seeds: int = 2, progress: bool = True,
-                  data_dir: str | Path | None = None, augmentation_seeds: int = 2,
+                  data_dir: str | Path | None = None, augmentation_seeds: int | None = None,
                   augmentation_fractions: tuple[float, ...] | None = None) -> list[dict[str, Any]]:
     """Publish the sweep's generators (see the module docstring); one dict per repo: repo_id, url (or local
     path), commit, trial_id, family, dataset, sweep, metrics. ``dry_run`` prints the plan and writes nothing.
 
     ``endpoint`` defaults to ``HF_ENDPOINT`` unless ``zoo_dir`` is given; ``data_dir`` to the sweep's data.
-    ``split_seeds``, ``augmentation_seeds`` and ``augmentation_fractions`` (None: the full profile's) are the
-    cards' evaluation budget."""
+    ``split_seeds``, ``augmentation_seeds`` and ``augmentation_fractions`` are the cards' evaluation budget
+    (None: :class:`CardBudget`'s defaults)."""
     from ntg.zoo.local import default_zoo_dir
 
     sweep_dir = Path(sweep_dir)
-    budget = CardBudget(split_seeds, augmentation_seeds,
-                        None if augmentation_fractions is None else tuple(augmentation_fractions))
+    seeds = CardBudget.augmentation_seeds if augmentation_seeds is None else augmentation_seeds
+    budget = CardBudget(split_seeds, seeds, None if augmentation_fractions is None else tuple(augmentation_fractions))
     eval_settings("markov", budget, False)  # a bad budget fails here, before anything is evaluated or written
     # an explicit zoo folder wins over HF_ENDPOINT, which may point at that zoo's read-only server
     endpoint = endpoint or (os.environ.get("HF_ENDPOINT") if zoo_dir is None else None) or None
