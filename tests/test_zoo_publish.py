@@ -30,6 +30,9 @@ from tests.hub_server import HubServer, hf_home, hub_server  # noqa: F401  (fixt
 pytestmark = [pytest.mark.ray, pytest.mark.slow, pytest.mark.timeout(900)]
 NS = "ntg-test"
 TOKEN = "hf_test_write_token_5b1c9e"
+#: the cards' evaluation budget here: one split seed, one augmentation seed at the 1 % fraction (cached per budget)
+CARD = {"split_seeds": 1, "augmentation_seeds": 1, "augmentation_fractions": (0.01,)}
+CARD_ARGS = ["--split-seeds", "1", "--augmentation-seeds", "1", "--augmentation-fractions", "0.01"]
 MARKOV_SPACE = """
 families:
   markov:
@@ -60,13 +63,13 @@ def sweep(ray_cluster, iot_small, tmp_path_factory) -> Path:  # noqa: F811
 @pytest.fixture(scope="module")
 def local_zoo(sweep, tmp_path_factory) -> tuple[Path, list[dict]]:
     zoo = tmp_path_factory.mktemp("zoo") / "local"
-    return zoo, publish_sweep(sweep, NS, zoo_dir=zoo, split_seeds=1, progress=False)
+    return zoo, publish_sweep(sweep, NS, zoo_dir=zoo, **CARD, progress=False)
 
 
 @pytest.fixture(scope="module")
 def uploaded(sweep, hub_server) -> list[dict]:  # noqa: F811
     hub_server.write_token = TOKEN
-    return publish_sweep(sweep, NS, endpoint=hub_server.endpoint, token=TOKEN, split_seeds=1, progress=False)
+    return publish_sweep(sweep, NS, endpoint=hub_server.endpoint, token=TOKEN, **CARD, progress=False)
 
 
 def _trial_generator(sweep: Path, trial_id: str):
@@ -117,7 +120,7 @@ def test_republishing_makes_new_commits_and_reuses_the_evaluation(sweep, local_z
         raise AssertionError("an unchanged generator must not be evaluated again")
 
     monkeypatch.setattr("ntg.evaluation.evaluate.evaluate", no_evaluation)
-    again = publish_sweep(sweep, NS, zoo_dir=zoo, split_seeds=1, progress=False)
+    again = publish_sweep(sweep, NS, zoo_dir=zoo, **CARD, progress=False)
     assert [r["repo_id"] for r in again] == [r["repo_id"] for r in results]
     assert [r["metrics"] for r in again] == [r["metrics"] for r in results]
     log = subprocess.run(["git", "log", "--format=%H %an"], cwd=git_dir, capture_output=True, text=True)
@@ -126,7 +129,7 @@ def test_republishing_makes_new_commits_and_reuses_the_evaluation(sweep, local_z
     assert {c.split()[1] for c in commits} == {"ntg"}  # never the user's name
     assert len(list((zoo / "models" / NS).iterdir())) == len(results)  # updated, not duplicated
     with pytest.raises(AssertionError, match="must not be evaluated"):  # another card budget: evaluated afresh
-        publish_sweep(sweep, NS, zoo_dir=zoo, split_seeds=1, augmentation_seeds=1, progress=False)
+        publish_sweep(sweep, NS, zoo_dir=zoo, **{**CARD, "augmentation_seeds": 2}, progress=False)
 
 
 def test_upload_to_the_hub_double_and_download_the_same_generator(sweep, uploaded, hub_server, hf_home):  # noqa: F811
@@ -141,7 +144,7 @@ def test_upload_to_the_hub_double_and_download_the_same_generator(sweep, uploade
         original, _ = _trial_generator(sweep, result["trial_id"])
         assert_same_flows(loaded.sample(200, seed=7), original.sample(200, seed=7))
     before = {r["repo_id"]: r["commit"] for r in uploaded}
-    again = publish_sweep(sweep, NS, endpoint=hub_server.endpoint, token=TOKEN, split_seeds=1, progress=False)
+    again = publish_sweep(sweep, NS, endpoint=hub_server.endpoint, token=TOKEN, **CARD, progress=False)
     for result in again:
         assert result["commit"] != before[result["repo_id"]]
         assert len(hub_server.commits[result["repo_id"]]) == 2  # the same repo, a second commit
@@ -150,7 +153,7 @@ def test_upload_to_the_hub_double_and_download_the_same_generator(sweep, uploade
 
 def test_wrong_token_is_one_line_and_names_the_fix(sweep, uploaded, hub_server):  # noqa: F811
     with pytest.raises(NtgError, match=r"HTTP 401.*--token or HF_TOKEN") as err:
-        publish_sweep(sweep, NS, endpoint=hub_server.endpoint, token="hf_wrong", split_seeds=1, progress=False)
+        publish_sweep(sweep, NS, endpoint=hub_server.endpoint, token="hf_wrong", **CARD, progress=False)
     assert "\n" not in str(err.value)
 
 
@@ -233,7 +236,7 @@ def test_a_server_that_never_answers_is_a_bounded_one_line_error(sweep, local_zo
         endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
         t0 = time.perf_counter()
         with pytest.raises(NtgError, match=rf"upload to {endpoint} failed .*re-run") as err:
-            publish_sweep(sweep, NS, endpoint=endpoint, token=TOKEN, split_seeds=1, progress=False)
+            publish_sweep(sweep, NS, endpoint=endpoint, token=TOKEN, **CARD, progress=False)
     assert time.perf_counter() - t0 < 15 and "\n" not in str(err.value)
     assert _http._GLOBAL_CLIENT_FACTORY is factory
 
@@ -286,7 +289,7 @@ def test_cli_errors_are_one_line_and_zoo_wins_over_hf_endpoint(sweep, local_zoo,
     # HF_ENDPOINT pointing at a read-only zoo server must not turn an explicit --zoo publish into an upload
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:1")
     zoo = tmp_path / "zoo"
-    assert main(["zoo", "publish", str(sweep), "--to", NS, "--zoo", str(zoo), "--quiet", "--split-seeds", "1"]) == 0
+    assert main(["zoo", "publish", str(sweep), "--to", NS, "--zoo", str(zoo), "--quiet", *CARD_ARGS]) == 0
     out = capsys.readouterr().out
     assert all(r["repo_id"] in out for r in local_zoo[1]) and (zoo / "index.json").is_file()
     assert main(["zoo", "publish", str(sweep), "--to", NS, "--dry-run"]) == 0  # HF_ENDPOINT without --zoo
