@@ -251,7 +251,7 @@ def test_sigkilled_driver_resumes_without_losing_or_retraining_trials(iot_small,
 
 def test_trial_cut_mid_training_resumes_from_its_last_epoch_checkpoint(iot_small, tmp_path):
     space = _space(tmp_path, "tf", "families:\n  transformer:\n    model: {n_layers: 1, d_model: 32, n_heads: 2, "
-                   "mlp_hidden: 64}\n    train: {epochs: 40, patience: 40, max_train_flows: 300, batch_size: 64}\n")
+                   "mlp_hidden: 64}\n    train: {epochs: 16, patience: 16, max_train_flows: 300, batch_size: 64}\n")
     out = tmp_path / "cut"
     command = [sys.executable, "-m", "ntg.cli", "sweep", "--space", str(space), "--data", str(iot_small.root),
                "--trials", "1", "--out", str(out)]
@@ -274,7 +274,7 @@ def test_trial_cut_mid_training_resumes_from_its_last_epoch_checkpoint(iot_small
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     (record,) = load_trial_records(out)
     assert record["status"] == "complete" and record["metrics"]["resumed_from_epoch"] >= 3
-    assert record["metrics"]["epochs"] == 40
+    assert record["metrics"]["epochs"] == 16
 
 
 def test_a_checkpoint_cut_while_being_copied_is_passed_over_for_the_one_before(tmp_path):
