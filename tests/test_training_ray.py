@@ -23,6 +23,7 @@ def data_dir(datasets_root, tmp_path_factory):
     return write_prepared_dataset(flows, tmp_path_factory.mktemp("ray-data") / "cesnet-small")
 
 
+@pytest.mark.slow
 def test_ddp_run_on_two_workers_trains_saves_and_resumes(ray_cluster, data_dir, tmp_path):
     from ntg.training.ray_train import train_distributed
 
