@@ -11,8 +11,8 @@ export RAY_AUTH_MODE ?= disabled
 STAMP := $(VENV)/.ntg-installed
 # pytest-xdist workers, one per core of the 2-core CI machine. Measured on 2 cores: the suite leaves a core idle a
 # third of the time on one process (Ray start-ups, subprocess imports, one-trial-at-a-time sweeps) and takes
-# 1,561 s; with two workers (whole files each, every worker its own Ray head) 1,032 s. More workers than cores
-# only oversubscribe them.
+# 1,561 s; with two workers (whole files each, every worker its own Ray head) 1,032 s, and 890 s with the files
+# holding slow tests started first (tests/conftest.py). More workers than cores only oversubscribe them.
 TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint bench clean debian-tools
