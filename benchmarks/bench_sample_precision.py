@@ -21,6 +21,7 @@ import torch
 from ntg.data.dataset import PreparedDataset
 from ntg.evaluation.fidelity import fidelity_report
 from ntg.evaluation.tstr import synthetic_like, train_and_score
+from ntg.families import NEURAL_FAMILIES
 from ntg.models import load_generator
 from ntg.utils.io import write_json
 
@@ -51,7 +52,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=Path, default=Path("artifacts/demo/runs"))
     parser.add_argument("--data", type=Path, default=Path("artifacts/demo/data"))
-    parser.add_argument("--families", nargs="+", default=["transformer", "ssm", "diffusion"])
+    parser.add_argument("--families", nargs="+", default=list(NEURAL_FAMILIES))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

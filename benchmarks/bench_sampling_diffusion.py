@@ -24,11 +24,11 @@ import psutil
 import torch
 
 from ntg.data.schema import FlowTable
+from ntg.families import BASELINE_FAMILIES
 from ntg.models import create_generator
 from ntg.models.fitting import TrainConfig
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sampling_diffusion.json"
-BASELINES = ("bootstrap", "marginals", "markov", "gmm")
 
 
 def constructed_flows(n_classes: int = 29, per_class: int = 300, p: int = 10, seed: int = 0) -> FlowTable:
@@ -145,7 +145,7 @@ def main() -> None:
         entry["sampling"].append(time_sampling(diffusion, batch, device, args.min_seconds))
         print("diffusion", entry["sampling"][-1], file=sys.stderr)
 
-    for family in BASELINES:
+    for family in BASELINE_FAMILIES:
         gen = create_generator(family)
         t0 = time.perf_counter()
         gen.fit(train)

@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO / "tests"))  # tiny_generator: the CESNET reader and
 
 from tiny_generator import cesnet_flows  # noqa: E402
 
+from ntg.families import NEURAL_FAMILIES  # noqa: E402
 from ntg.models.base import create_generator  # noqa: E402
 from ntg.models.fitting import Reporter, TrainConfig, train_generator  # noqa: E402
 
@@ -80,7 +81,7 @@ def bench_family(family: str, train, val, config: TrainConfig) -> dict[str, floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--families", nargs="+", default=["transformer", "ssm", "diffusion"])
+    parser.add_argument("--families", nargs="+", default=list(NEURAL_FAMILIES))
     parser.add_argument("--flows", type=int, default=3000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)

@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-GENAI = ("transformer", "ssm", "diffusion")
+from ntg.families import NEURAL_FAMILIES as GENAI
+
 MARGIN_B, MARKOV_C, TRANSFORMER_C = 0.05, 0.90, 0.95
 STATS = ("ratio", "tstr_f1", "trtr_f1", "fidelity", "copy_rate", "natural_copy_rate", "dcr_synth_median",
          "dcr_holdout_median", "fit_s")

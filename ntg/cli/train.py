@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 
 from ntg.errors import NtgError
+from ntg.families import BASELINE_FAMILIES, NEURAL_FAMILIES
 
-FAMILIES_HELP = "transformer | ssm | diffusion | markov | bootstrap | marginals | gmm"
+FAMILIES_HELP = " | ".join(NEURAL_FAMILIES + BASELINE_FAMILIES)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

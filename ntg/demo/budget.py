@@ -33,8 +33,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ntg.families import NEURAL_FAMILIES
+
 #: the demo's sweeps and their families: the Markov baseline, and the three neural families
-SWEEPS: dict[str, tuple[str, ...]] = {"baseline": ("markov",), "neural": ("transformer", "ssm", "diffusion")}
+SWEEPS: dict[str, tuple[str, ...]] = {"baseline": ("markov",), "neural": NEURAL_FAMILIES}
 SWEEP_FAMILIES = tuple(family for families in SWEEPS.values() for family in families)
 
 

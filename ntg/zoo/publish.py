@@ -34,11 +34,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ntg.errors import NtgError
+from ntg.families import NEURAL_FAMILIES
 from ntg.search.pareto import FrontResult, compute_front
 from ntg.utils.io import MARKER_FILE, read_json
 from ntg.zoo.card import build_card, card_body, repo_name, report_metrics, slug
 
-NEURAL = ("transformer", "ssm", "diffusion")
 EVAL_CACHE = "zoo-eval"
 CONNECT_TIMEOUT_S = 5.0
 READ_TIMEOUT_S = 120.0  # huggingface_hub waits forever by default; a server that accepts and never answers
@@ -179,7 +179,7 @@ def eval_settings(family: str, budget: CardBudget, progress: bool) -> tuple[Any,
     """The publish budget (module docstring) as :class:`EvaluateSettings`, and its one-line description."""
     from ntg.evaluation.evaluate import EvaluateSettings
 
-    neural = family in NEURAL
+    neural = family in NEURAL_FAMILIES
     settings = EvaluateSettings.for_profile("full", split_seeds=budget.split_seeds, classifiers=("rf",),
                                             retrain=not neural, augmentation_refit=not neural,
                                             augmentation_seeds=budget.augmentation_seeds, fractions=budget.fractions,
