@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ntg.zoo.budget import CardBudget
+
 
 def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
     """Register ``publish`` under the ``ntg zoo`` group (``zoo_sub`` is its sub-parsers object)."""
@@ -31,10 +33,11 @@ def add_publish(zoo_sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dry-run", action="store_true", help="print what would be published; write nothing")
     p.add_argument("--zoo", type=Path, metavar="DIR", help="local zoo folder (default: $NTG_ZOO or zoo/local)")
     p.add_argument("--data", type=Path, metavar="DIR", help="the prepared data (default: the sweep's, sweep.json)")
-    p.add_argument("--split-seeds", type=int, default=2, help="split seeds of the test evaluation (default 2)")
+    p.add_argument("--split-seeds", type=int,
+                   help=f"split seeds of the test evaluation (default {CardBudget.split_seeds})")
     p.add_argument("--augmentation-seeds", type=int,
-                   help="seeds of the low-data subsets in the cards (default 2); the augmentation axis is most of a "
-                   "card's time")
+                   help=f"seeds of the low-data subsets in the cards (default {CardBudget.augmentation_seeds}); the "
+                   "augmentation axis is most of a card's time")
     p.add_argument("--augmentation-fractions", type=float, nargs="+", metavar="F",
                    help="shares of the training split the low-data augmentation uses (default: the full profile's)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -46,7 +49,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from ntg.search.storage import open_sweep
     from ntg.zoo.publish import publish_sweep
 
-    if args.split_seeds < 1:
+    if args.split_seeds is not None and args.split_seeds < 1:
         raise NtgError(f"--split-seeds must be at least 1, not {args.split_seeds}")
     sweep_dir, store = open_sweep(args.sweep_dir)
     results = publish_sweep(sweep_dir, args.to, endpoint=args.endpoint, token=args.token,

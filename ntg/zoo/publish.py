@@ -10,10 +10,10 @@ name, the sweep's and the data's absolute paths: publishing refuses rather than 
   ``upload_folder`` (a new commit of the same repo on every publish; files no longer produced are deleted);
 * without one: a new commit of the repo's git repository in the local zoo, and ``<zoo>/index.json``.
 
-CPU budget (recorded in each card): Random Forest only (no CNN), 2 augmentation seeds over the full profile's
-low-data fractions (both settable: the augmentation axis is most of a card's time); neural families are not
-refitted per split seed or per augmentation fraction (TSTR on the generator's own split, TRTR over every split
-seed), baselines are (cheap), so their TSTR spans every split seed.
+CPU budget (recorded in each card): Random Forest only (no CNN), and the split seeds, augmentation seeds and
+low-data fractions of :class:`~ntg.zoo.budget.CardBudget` (all settable: the augmentation axis is most of a
+card's time); neural families are not refitted per split seed or per augmentation fraction (TSTR on the
+generator's own split, TRTR over every split seed), baselines are (cheap), so their TSTR spans every split seed.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from ntg.errors import NtgError
 from ntg.families import NEURAL_FAMILIES
 from ntg.search.pareto import FrontResult, compute_front
 from ntg.utils.io import MARKER_FILE, read_json
+from ntg.zoo.budget import CardBudget
 from ntg.zoo.card import build_card, card_body, repo_name, report_metrics, slug
 
 EVAL_CACHE = "zoo-eval"
@@ -57,7 +58,7 @@ class Planned:
 
 def publish_sweep(sweep_dir: str | Path, namespace: str, *, endpoint: str | None = None, token: str | None = None,
                   private: bool = False, only_front: bool = True, dry_run: bool = False,
-                  zoo_dir: str | Path | None = None, split_seeds: int = 2, progress: bool = True,
+                  zoo_dir: str | Path | None = None, split_seeds: int | None = None, progress: bool = True,
                   data_dir: str | Path | None = None, augmentation_seeds: int | None = None,
                   augmentation_fractions: tuple[float, ...] | None = None) -> list[dict[str, Any]]:
     """Publish the sweep's generators (see the module docstring); one dict per repo: repo_id, url (or local
@@ -69,8 +70,7 @@ def publish_sweep(sweep_dir: str | Path, namespace: str, *, endpoint: str | None
     from ntg.zoo.local import default_zoo_dir
 
     sweep_dir = Path(sweep_dir)
-    seeds = CardBudget.augmentation_seeds if augmentation_seeds is None else augmentation_seeds
-    budget = CardBudget(split_seeds, seeds, None if augmentation_fractions is None else tuple(augmentation_fractions))
+    budget = CardBudget.given(split_seeds, augmentation_seeds, augmentation_fractions)
     eval_settings("markov", budget, False)  # a bad budget fails here, before anything is evaluated or written
     # an explicit zoo folder wins over HF_ENDPOINT, which may point at that zoo's read-only server
     endpoint = endpoint or (os.environ.get("HF_ENDPOINT") if zoo_dir is None else None) or None
@@ -166,15 +166,6 @@ def plan_publish(sweep_dir: Path, namespace: str, dataset: str, only_front: bool
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
-@dataclass(frozen=True)
-class CardBudget:
-    """What a card's test-split evaluation spends (module docstring); ``fractions`` None: the full profile's."""
-
-    split_seeds: int = 2
-    augmentation_seeds: int = 2
-    fractions: tuple[float, ...] | None = None
-
-
 def eval_settings(family: str, budget: CardBudget, progress: bool) -> tuple[Any, str]:
     """The publish budget (module docstring) as :class:`EvaluateSettings`, and its one-line description."""
     from ntg.evaluation.evaluate import EvaluateSettings
