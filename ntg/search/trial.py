@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from ntg.errors import NtgError
 from ntg.models.fitting import CHECKPOINT_FILE, Reporter
 from ntg.search.objectives import OBJECTIVES
 from ntg.search.records import iso_ms
+from ntg.training.scratch import trial_scratch
 from ntg.training.tune_trainable import TuneReporter, load_dataset_cached
 
 GENERATOR_DIR = "generator"
@@ -227,13 +227,10 @@ def run_trial(config: dict[str, Any]) -> None:
     if config.get("reuse"):
         tune.report({**config["reuse"]["objectives"], DONE_KEY: 1.0, RESULT_KEY: config["reuse"]})
         return
-    work_dir = Path(tempfile.mkdtemp(prefix="ntg-trial-"))
-    try:
+    with trial_scratch() as work_dir:
         _restore_checkpoint(config, work_dir)
         result = evaluate_config(config["family"], config.get("model") or {}, config.get("train") or {},
                                  settings, work_dir=work_dir, reporter=TuneReporter(),
                                  fit=_ddp_fit(settings) if int(settings.get("workers", 1)) > 1 else None)
         (work_dir / CHECKPOINT_FILE).unlink(missing_ok=True)  # the final checkpoint keeps the generator only
         tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(work_dir)))
-    finally:
-        shutil.rmtree(work_dir, ignore_errors=True)

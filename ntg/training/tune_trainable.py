@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import importlib
 import shutil
-import tempfile
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +32,7 @@ from ntg.data.dataset import PreparedDataset
 from ntg.errors import NtgError
 from ntg.models.fitting import CHECKPOINT_FILE, Reporter, TrainConfig
 from ntg.training.config import SECTIONS
+from ntg.training.scratch import trial_scratch
 
 TRIAL_KEYS = ("family", "data_dir", "imports", "threads", *SECTIONS)
 
@@ -92,16 +92,13 @@ def tune_trainable(config: dict[str, Any]) -> None:
     gen = create_generator(family, **model_hparams)
     train, val = train_inputs(load_dataset_cached(data_dir), gen.n_packets)
 
-    checkpoint_dir = Path(tempfile.mkdtemp(prefix="ntg-trial-"))
-    try:
+    with trial_scratch() as checkpoint_dir:
         restored = tune.get_checkpoint()
         if restored is not None:
             with restored.as_directory() as folder:
                 if (Path(folder) / CHECKPOINT_FILE).exists():
                     shutil.copy2(Path(folder) / CHECKPOINT_FILE, checkpoint_dir / CHECKPOINT_FILE)
         gen.fit(train, val, train_config=train_config, checkpoint_dir=checkpoint_dir, reporter=TuneReporter())
-    finally:
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
 
 def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
