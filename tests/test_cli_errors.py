@@ -104,6 +104,8 @@ CASES = [
      "'beauty'"),
     (["evaluate", "--data", "{data}", "--synthetic", "{data}/flows.parquet", "--out", "{tmp}/e",
       "--augmentation-fractions", "0.1", "1.5"], "1.5"),
+    (["evaluate", "--data", "{data}", "--synthetic", "{data}/flows.parquet", "--out", "{tmp}/e",
+      "--augmentation-seeds", "0"], "--augmentation-seeds must be at least 1, not 0"),
     # demo
     (["demo", "--families", "gpt9", "--workdir", "{tmp}/demo"], "gpt9"),
     (["demo", "--split-seeds", "0", "--workdir", "{tmp}/demo"], "--split-seeds 0"),

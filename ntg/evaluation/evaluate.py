@@ -96,8 +96,11 @@ class EvaluateSettings:
         if outside or not self.fractions:
             raise NtgError(f"augmentation fraction {outside[0] if outside else None!r}: give shares of the training "
                            "split between 0 and 1, e.g. --augmentation-fractions 0.01 0.1")
-        if self.augmentation_seeds < 1 or self.cost_flows < 1 or self.cost_batch < 1:
-            raise NtgError("--augmentation-seeds, cost flows and cost batch must be at least 1")
+        if self.augmentation_seeds < 1:
+            raise NtgError(f"--augmentation-seeds must be at least 1, not {self.augmentation_seeds}")
+        if self.cost_flows < 1 or self.cost_batch < 1:
+            raise NtgError(f"the compute-cost probe needs at least 1 flow and a batch of 1, not cost_flows="
+                           f"{self.cost_flows}, cost_batch={self.cost_batch}")
         if self.reference not in ("val", "test"):
             raise NtgError(f"the reference split must be 'val' or 'test', not {self.reference!r}")
 
