@@ -22,8 +22,6 @@ SERIES_CHANNELS = ("direction", "payload", "iat", "mask")
 _PAYLOAD_SCALE = np.log1p(1500.0)
 
 
-
-
 def flat_feature_names(n_packets: int) -> list[str]:
     """Column names of :func:`flat_features`."""
     return [f"{name}_{i}" for i in range(n_packets) for name in FLAT_FIELDS] + ["length"]
