@@ -295,3 +295,37 @@ def test_data_scale_diffuses_scaled_bits_decodes_them_and_reloads(constructed: F
     old = DiffusionGenerator(**SMALL, data_scale=2.0, seed=0)
     old.set_learnt_metadata(meta)
     assert old.data_scale == 1.0
+
+
+def _same_flows(a: FlowTable, b: FlowTable) -> bool:
+    names = ("payload", "direction", "iat", "n_packets")
+    return all(np.array_equal(getattr(a, name), getattr(b, name)) for name in names)
+
+
+def test_guidance_interval_guides_only_its_noise_levels_and_reloads(trained: DiffusionGenerator, tmp_path) -> None:
+    trained.save_pretrained(tmp_path / "base")
+
+    def variant(**settings: float | None) -> DiffusionGenerator:
+        gen = load_generator(tmp_path / "base")
+        for name, value in settings.items():
+            setattr(gen, name, value)
+        return gen
+
+    labels = ["bulk", "chat"] * 24
+    default = trained.sample(48, labels, seed=3)
+    assert _same_flows(variant(guidance_sigma_max=1e12).sample(48, labels, seed=3), default)  # every step inside
+    unguided = variant(guidance_scale=1.0).sample(48, labels, seed=3)
+    assert not _same_flows(unguided, default)
+    assert _same_flows(variant(guidance_sigma_min=1e12).sample(48, labels, seed=3), unguided)  # no step inside
+    # guidance doubles the network passes of the steps it applies to, and only those
+    settings = {"all": {}, "none": {"guidance_scale": 1.0},
+                "middle": {"guidance_sigma_min": 0.3, "guidance_sigma_max": 5.0}}
+    flops = {name: variant(**s).flops_per_flow(batch=16) for name, s in settings.items()}
+    assert flops["none"] < flops["middle"] < flops["all"] < 2.1 * flops["none"], flops
+    middle = variant(guidance_sigma_min=0.3, guidance_sigma_max=5.0)
+    middle.save_pretrained(tmp_path / "middle")
+    loaded = load_generator(tmp_path / "middle")
+    assert (loaded.guidance_sigma_min, loaded.guidance_sigma_max) == (0.3, 5.0)
+    assert _same_flows(loaded.sample(48, labels, seed=3), middle.sample(48, labels, seed=3))
+    with pytest.raises(NtgError, match="guidance_sigma_max"):
+        DiffusionGenerator(guidance_sigma_max=0.0)

@@ -25,6 +25,10 @@ matrix to ``±data_scale`` before noising (*b* in Chen 2023, *On the importance 
 more signal at every noise level). It stays 1: b = 2 scored TSTR/TRTR 0.909 against 0.904 and fidelity 0.200
 against 0.197 on ndpi-pcaps (10 split seeds × 3 draws), 0.991 and 0.104 against 0.991 and 0.106 on requet
 (6 split seeds), both within the split noise (``benchmarks/bench_quality.py``, item 13).
+``guidance_sigma_min`` / ``guidance_sigma_max`` apply the guidance only at the steps whose noise level
+``σ = sqrt((1 − ᾱ) / ᾱ)`` lies between them (*guidance interval*, Kynkäänniemi et al., NeurIPS 2024: guidance at
+high noise drops a class's minor modes); the other steps run one conditional pass. Off by default (every step is
+guided); measured in ``benchmarks/bench_quality.py``, item 22.
 """
 
 from __future__ import annotations
@@ -58,6 +62,11 @@ def cosine_alpha_bar(timesteps: int, offset: float = 0.008) -> torch.Tensor:
     f = torch.cos((steps + offset) / (1 + offset) * math.pi / 2) ** 2
     betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
     return torch.cumprod(1 - betas, dim=0)
+
+
+def noise_level(alpha_bar: float) -> float:
+    """``σ = sqrt((1 − ᾱ) / ᾱ)``, the noise-to-signal ratio at cumulative signal fraction ``ᾱ`` (inf at 0)."""
+    return math.sqrt((1 - alpha_bar) / alpha_bar) if alpha_bar > 0 else math.inf
 
 
 class DiffusionModel(nn.Module):
@@ -138,8 +147,11 @@ class DiffusionModel(nn.Module):
         guidance_scale: float,
         eta: float,
         generator: torch.Generator,
+        guidance_sigmas: tuple[float, float] = (0.0, math.inf),
     ) -> torch.Tensor:
-        """DDIM from pure noise to a clean ``(B, N, F)`` matrix in ``[-data_scale, data_scale]``."""
+        """DDIM from pure noise to a clean ``(B, N, F)`` matrix in ``[-data_scale, data_scale]``; guidance applies
+        at the steps whose noise level ``σ_t = sqrt((1 − ᾱ_t) / ᾱ_t)`` lies in ``(low, high]`` of
+        ``guidance_sigmas``, the others run the plain conditional pass."""
         device = class_id.device
         x = torch.randn((len(class_id), n_positions, self.n_channels), generator=generator, device=device)
         times = torch.linspace(self.timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
@@ -148,7 +160,8 @@ class DiffusionModel(nn.Module):
         for i, t in enumerate(times):
             ab = alpha_bar[t].item()
             ab_prev = alpha_bar[times[i + 1]].item() if i + 1 < len(times) else 1.0
-            v = self.predict_v(x, t, class_id, guidance_scale, estimate)
+            guided = guidance_sigmas[0] < noise_level(ab) <= guidance_sigmas[1]
+            v = self.predict_v(x, t, class_id, guidance_scale if guided else 1.0, estimate)
             x0 = (math.sqrt(ab) * x - math.sqrt(1 - ab) * v).clamp(-self.data_scale, self.data_scale)
             if self.denoiser.self_condition:
                 estimate = x0
@@ -184,6 +197,9 @@ class DiffusionGenerator(NeuralGenerator):
                               open_high=True),
         "sampling_steps": spec("DDIM steps when sampling (at most timesteps)", 1),
         "guidance_scale": spec("classifier-free guidance strength (0: unconditional)", 0),
+        "guidance_sigma_min": spec("guidance only at noise levels sigma above this (0: down to the last step)", 0),
+        "guidance_sigma_max": spec("guidance only at noise levels sigma up to this (null: from the first step)", 0,
+                                   open_low=True),
         "eta": spec("DDIM noise (0: deterministic given the start noise)", 0),
         "class_values": spec("redraw each decoded size and time from the class's training values in its bin"),
         "space": spec("what is diffused: 'bits' (analog bits of the packet tokens) or 'matrix' (scaled values)",
@@ -206,6 +222,8 @@ class DiffusionGenerator(NeuralGenerator):
         label_dropout: float = 0.1,
         sampling_steps: int = 50,
         guidance_scale: float = 1.5,
+        guidance_sigma_min: float = 0.0,
+        guidance_sigma_max: float | None = None,
         eta: float = 0.0,
         sample_precision: str = "auto",
         class_values: bool = True,
@@ -278,7 +296,8 @@ class DiffusionGenerator(NeuralGenerator):
                     class_ids[start : start + SAMPLE_CHUNK], dtype=torch.long, device=device
                 )
                 x = module.sample(
-                    ids, self.n_packets, self.sampling_steps, self.guidance_scale, self.eta, generator
+                    ids, self.n_packets, self.sampling_steps, self.guidance_scale, self.eta, generator,
+                    (self.guidance_sigma_min, math.inf if self.guidance_sigma_max is None else self.guidance_sigma_max),
                 )
                 chunks.append(x.float().cpu().numpy() / self.data_scale)
         finally:
