@@ -513,10 +513,10 @@ Investigation: why the networks did not generalise across captures (ndpi-pcaps, 
 22. The set no default was chosen on, with today's code: the CESNET-MINER22 PPI sample (2026-12-07; 2,799 training
     flows, Miner or Other, split by flow, so no capture rule applies; split seeds 0–3, ``/tmp`` harness; the chain,
     transformer and SSM scored with 3 draws, diffusion with 1, as sampling its 3,600 flows takes about 5 min on one
-    core). TSTR/TRTR with fidelity in brackets: the chain 0.990 (0.110); transformer 0.991 (0.096), better on
-    fidelity on 4 of 4 splits; SSM 0.989 (0.108), level within the spread; diffusion 0.964 (0.132), below the chain
-    on both figures on every split. Privacy ok everywhere (the networks' copy rate 0.019–0.034 against a natural
-    0.079–0.110). Where diffusion loses (split seed 0):
+    core). TSTR/TRTR with fidelity in brackets: the chain 0.990 (0.110); transformer 0.991 (0.097), better on
+    fidelity on 4 of 4 splits; SSM 0.990 (0.108), level with the chain (0.9895 against 0.9896); diffusion 0.964
+    (0.132), below the chain on both figures on every split. Privacy ok everywhere (the networks' copy rate
+    0.019–0.034 against a natural 0.079–0.110). Where diffusion loses (split seed 0):
     - The Random Forest trained on its flows misses 30 of the 401 real Miner test flows (the chain's 11), mostly
       TLS-like Miner flows: a 517-byte first packet, answers of 1,350–1,460 bytes, then a fixed run of small
       packets. Of 600 Miner flows it samples, 2.5 % open with 500 bytes or more and 6.8 % hold a packet of 1,000
