@@ -329,3 +329,29 @@ def test_guidance_interval_guides_only_its_noise_levels_and_reloads(trained: Dif
     assert _same_flows(loaded.sample(48, labels, seed=3), middle.sample(48, labels, seed=3))
     with pytest.raises(NtgError, match="guidance_sigma_max"):
         DiffusionGenerator(guidance_sigma_max=0.0)
+
+
+def test_bits_target_learns_the_classes_and_reloads(constructed: FlowTable, tmp_path) -> None:
+    gen = DiffusionGenerator(**SMALL, target="bits", seed=1)
+    gen.prepare(constructed)
+    before = _mean_loss(gen, constructed)
+    assert before == pytest.approx(np.log(2), rel=1e-3)  # zero-initialised output: every bit at even odds
+    gen.fit(constructed, train_config=TrainConfig(epochs=20, batch_size=64, lr=3e-3, val_fraction=0.0, seed=0))
+    assert _mean_loss(gen, constructed) < 0.8 * before
+    bulk, chat = gen.sample(100, "bulk", seed=0), gen.sample(100, "chat", seed=0)
+    bulk.validate()
+    assert np.mean(bulk.payload[bulk.mask] > 600) > 0.9 and np.mean(chat.payload[chat.mask] < 100) > 0.9
+    # the logits' expected bits come back unchanged through v, as the DDIM step reads them
+    module, xt = gen.module, torch.randn(4, 10, gen.module.n_channels)
+    logits = torch.randn_like(xt) * 3
+    for t in (0, 500, 999):
+        ab = module.alpha_bar64[t]
+        v = module.v_from_output(logits, xt, ab)
+        x0 = np.sqrt(ab) * xt - np.sqrt(1 - ab) * v
+        torch.testing.assert_close(x0, torch.tanh(logits / 2), atol=1e-4, rtol=0)
+    gen.save_pretrained(tmp_path / "ce")
+    loaded = load_generator(tmp_path / "ce")
+    assert loaded.target == "bits"
+    np.testing.assert_array_equal(loaded.sample(30, "bulk", seed=2).payload, gen.sample(30, "bulk", seed=2).payload)
+    with pytest.raises(NtgError, match="target='bits' needs model.space='bits'"):
+        DiffusionGenerator(target="bits", space="matrix")

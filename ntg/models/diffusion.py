@@ -53,6 +53,7 @@ from ntg.models.token_bits import TokenBitsCodec
 from ntg.models.tokenizer import PacketTokenizer
 
 SPACES = ("bits", "matrix")
+TARGETS = ("v", "bits")  # what the denoiser is trained to predict (DiffusionModel.target)
 SAMPLE_CHUNK = 8192  # flows denoised together at most (bounds memory)
 
 
@@ -86,8 +87,10 @@ class DiffusionModel(nn.Module):
         label_dropout: float,
         self_condition: bool = False,
         data_scale: float = 1.0,
+        target: str = "v",
     ) -> None:
         super().__init__()
+        self.target = target
         self.n_classes = n_classes
         self.n_channels = n_channels
         self.timesteps = timesteps
@@ -97,6 +100,17 @@ class DiffusionModel(nn.Module):
             n_positions, n_channels, n_classes, d_model, n_layers, n_heads, mlp_ratio, dropout, self_condition
         )
         self.register_buffer("alpha_bar", cosine_alpha_bar(timesteps).float(), persistent=False)
+        self.alpha_bar64 = cosine_alpha_bar(timesteps).tolist()  # exact at any weight dtype (bf16 sampling)
+
+    def v_from_output(self, out: torch.Tensor, xt: torch.Tensor, ab: torch.Tensor | float) -> torch.Tensor:
+        """The denoiser's output as ``v``: as it is for ``target="v"``; for ``"bits"`` the output holds each
+        bit's logit, whose expected clean value ``data_scale·tanh(logit/2)`` gives ``v = (√ᾱ·x_t − x0)/√(1−ᾱ)``."""
+        if self.target == "v":
+            return out
+        x0 = self.data_scale * torch.tanh(out / 2)
+        if isinstance(ab, float):  # sampling: float64 factors, as 1 − ᾱ near t = 0 is below float32's resolution
+            return (math.sqrt(ab) * xt.float() - x0) / math.sqrt(max(1 - ab, 1e-12))
+        return (ab.sqrt() * xt.float() - x0) / (1 - ab).clamp(min=1e-12).sqrt()
 
     def forward(self, x0: torch.Tensor, class_id: torch.Tensor) -> torch.Tensor:
         b = x0.shape[0]
@@ -104,16 +118,18 @@ class DiffusionModel(nn.Module):
         noise = torch.randn_like(x0)
         ab = self.alpha_bar[t].view(b, 1, 1)
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        target = ab.sqrt() * noise - (1 - ab).sqrt() * x0
+        v_target = ab.sqrt() * noise - (1 - ab).sqrt() * x0
         drop = torch.rand(b, device=x0.device) < self.label_dropout
         class_id = torch.where(drop, torch.full_like(class_id, self.n_classes), class_id)
         estimate = None
         if self.denoiser.self_condition and torch.rand(()) < 0.5:  # half the batches learn to refine their own estimate
             with torch.no_grad():
-                v = self.denoiser(xt, t, class_id).float()
+                v = self.v_from_output(self.denoiser(xt, t, class_id).float(), xt, ab)
                 estimate = (ab.sqrt() * xt - (1 - ab).sqrt() * v).clamp(-self.data_scale, self.data_scale)
-        pred = self.denoiser(xt, t, class_id, estimate)
-        return F.mse_loss(pred.float(), target.float())
+        pred = self.denoiser(xt, t, class_id, estimate).float()
+        if self.target == "bits":  # cross-entropy of each bit; past a flow's end (0) the target is 1/2
+            return F.binary_cross_entropy_with_logits(pred, (x0.float() / self.data_scale + 1) / 2)
+        return F.mse_loss(pred, v_target.float())
 
     def predict_v(
         self,
@@ -127,15 +143,16 @@ class DiffusionModel(nn.Module):
         previous step's clean matrix for a self-conditioned denoiser."""
         b = xt.shape[0]
         tt = torch.full((b,), t, device=xt.device, dtype=torch.long)
-        xt = xt.to(self.denoiser.input.weight.dtype)  # the DDIM update itself stays in float32
+        ab = self.alpha_bar64[t]
+        x_in = xt.to(self.denoiser.input.weight.dtype)  # the DDIM update itself stays in float32
         if guidance_scale == 1.0:
-            return self.denoiser(xt, tt, class_id, estimate).float()
+            return self.v_from_output(self.denoiser(x_in, tt, class_id, estimate).float(), xt, ab)
         null = torch.full_like(class_id, self.n_classes)
         both_estimates = None if estimate is None else torch.cat([estimate, estimate])
         both = self.denoiser(
-            torch.cat([xt, xt]), torch.cat([tt, tt]), torch.cat([class_id, null]), both_estimates
+            torch.cat([x_in, x_in]), torch.cat([tt, tt]), torch.cat([class_id, null]), both_estimates
         ).float()
-        cond, uncond = both[:b], both[b:]
+        cond, uncond = self.v_from_output(both[:b], xt, ab), self.v_from_output(both[b:], xt, ab)
         return uncond + guidance_scale * (cond - uncond)
 
     @torch.no_grad()
@@ -207,6 +224,8 @@ class DiffusionGenerator(NeuralGenerator):
         "self_condition": spec("feed the denoiser its previous estimate of the clean flow (Analog Bits)"),
         "data_scale": spec("the clean matrix is scaled to [-data_scale, data_scale] before noising (b in Chen 2023)",
                            0, open_low=True),
+        "target": spec("what the denoiser predicts: 'v' (mean squared error) or 'bits' (each analog bit's "
+                       "probability, cross-entropy; space 'bits' only)", choices=TARGETS),
     }
 
     def __init__(
@@ -230,6 +249,7 @@ class DiffusionGenerator(NeuralGenerator):
         space: str = "bits",
         self_condition: bool = False,
         data_scale: float = 1.0,
+        target: str = "v",
         capture_balance: bool | None = None,
     ) -> None:
         super().__init__(n_packets, seed)
@@ -239,6 +259,8 @@ class DiffusionGenerator(NeuralGenerator):
         if self.sampling_steps > self.timesteps:
             raise NtgError(f"diffusion: model.sampling_steps={sampling_steps} must be at most "
                            f"model.timesteps={timesteps}")
+        if self.target == "bits" and self.space != "bits":
+            raise NtgError(f"diffusion: model.target='bits' needs model.space='bits', not {space!r}")
         self.codec_: FlowMatrixCodec | None = None
         self.values_: PacketTokenizer | None = None  # bins and class values of the training packets
         self.bits_: TokenBitsCodec | None = None  # space="bits": the analog-bit layout of values_'s tokens
@@ -272,6 +294,7 @@ class DiffusionGenerator(NeuralGenerator):
                 label_dropout=self.label_dropout,
                 self_condition=self.self_condition,
                 data_scale=self.data_scale,
+                target=self.target,
             )
 
     def encode(self, flows: FlowTable) -> dict[str, torch.Tensor]:
