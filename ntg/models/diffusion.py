@@ -28,7 +28,11 @@ against 0.197 on ndpi-pcaps (10 split seeds × 3 draws), 0.991 and 0.104 against
 ``guidance_sigma_min`` / ``guidance_sigma_max`` apply the guidance only at the steps whose noise level
 ``σ = sqrt((1 − ᾱ) / ᾱ)`` lies between them (*guidance interval*, Kynkäänniemi et al., NeurIPS 2024: guidance at
 high noise drops a class's minor modes); the other steps run one conditional pass. Off by default (every step is
-guided); measured in ``benchmarks/bench_quality.py``, item 22.
+guided); measured in ``benchmarks/bench_quality.py``, item 22. ``target="bits"`` trains the denoiser to predict
+each analog bit's probability with a cross-entropy instead of ``v`` with a squared error (the categorical
+objective of CDCD, Dieleman et al. 2022, on the analog bits): sampling reads the expected bits and turns them
+into ``v``, so the DDIM step and the guidance are unchanged. Off by default until the benchmark has refitted
+every cell with it; measured in ``benchmarks/bench_quality.py``, item 23.
 """
 
 from __future__ import annotations
