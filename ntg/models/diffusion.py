@@ -176,11 +176,11 @@ class DiffusionModel(nn.Module):
         device = class_id.device
         x = torch.randn((len(class_id), n_positions, self.n_channels), generator=generator, device=device)
         times = torch.linspace(self.timesteps - 1, 0, steps, dtype=torch.float64).round().long().tolist()
-        alpha_bar = cosine_alpha_bar(self.timesteps)  # float64, whatever the module's dtype
+        alpha_bar = self.alpha_bar64  # float64, whatever the module's dtype
         estimate = None  # a self-conditioned denoiser reads zeros before its first estimate
         for i, t in enumerate(times):
-            ab = alpha_bar[t].item()
-            ab_prev = alpha_bar[times[i + 1]].item() if i + 1 < len(times) else 1.0
+            ab = alpha_bar[t]
+            ab_prev = alpha_bar[times[i + 1]] if i + 1 < len(times) else 1.0
             guided = guidance_sigmas[0] < noise_level(ab) <= guidance_sigmas[1]
             v = self.predict_v(x, t, class_id, guidance_scale if guided else 1.0, estimate)
             x0 = (math.sqrt(ab) * x - math.sqrt(1 - ab) * v).clamp(-self.data_scale, self.data_scale)
