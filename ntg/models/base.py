@@ -73,6 +73,9 @@ class Generator(ABC):
     family: ClassVar[str] = "abstract"
     #: whether the family's own samples carry flags and window; if not, :class:`HeaderModel` fills them in
     generates_headers: ClassVar[bool] = False
+    #: settings whose default changed after folders were saved without them: the value such a folder was fitted
+    #: with (read by :func:`generator_from_saved`, so an older folder or checkpoint loads as it was trained)
+    SAVED_WITHOUT: ClassVar[dict[str, Any]] = {}
     SETTINGS: ClassVar[dict[str, Any]] = {
         "n_packets": spec("packets per flow the generator models (the first ones)", 1, MAX_PACKETS),
         "seed": spec("seeds initial weights and default sampling", 0),
@@ -312,13 +315,21 @@ def load_generator(source: str | Path, *, best: bool = True, **hub_kwargs: Any) 
         return generator_from_checkpoint(checkpoint, best=best)
     directory = resolve_model_dir(source, **hub_kwargs)
     config = json.loads((directory / CONFIG_FILE).read_text())
-    model = generator_class(config.get("family"), where=str(directory / CONFIG_FILE))(**config["hparams"])
+    model = generator_from_saved(config.get("family"), config["hparams"], where=str(directory / CONFIG_FILE))
     model.set_learnt_metadata(config["learnt"])
     arrays = load_file(str(directory / WEIGHTS_FILE))
     headers = unprefixed("headers", arrays)
     model.load_state_arrays({k: v for k, v in arrays.items() if not k.startswith("headers.")})
     model.headers_ = HeaderModel.from_arrays(headers) if headers else None  # None: saved before header models
     return model
+
+
+def generator_from_saved(family: Any, hparams: Mapping[str, Any], where: str) -> Generator:
+    """An unfitted generator with the family and hyperparameters a folder or checkpoint (``where``) stored; a
+    setting the file predates takes the value it was fitted with (the class's ``SAVED_WITHOUT``), not today's
+    default."""
+    cls = generator_class(family, where=where)
+    return cls(**{**cls.SAVED_WITHOUT, **hparams})
 
 
 def create_generator(family: str, **hparams: Any) -> Generator:

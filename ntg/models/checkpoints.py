@@ -96,7 +96,8 @@ def readable_checkpoint(path: Path) -> bool:
 def load_checkpoint(path: Path, config: TrainConfig, gen: NeuralGenerator) -> dict[str, Any]:
     """The checkpoint at ``path``, refused unless it was written for this generator and these settings."""
     state = _read(path)
-    if state.get("family") != gen.family or state.get("hparams") != jsonable(gen.get_config()):
+    stored = {**type(gen).SAVED_WITHOUT, **(state.get("hparams") or {})}  # as in generator_from_saved
+    if state.get("family") != gen.family or stored != jsonable(gen.get_config()):
         raise NtgError(
             f"{path}: checkpoint of a {state.get('family')} generator with other hyperparameters; "
             "use another output folder or delete the checkpoint"
@@ -122,11 +123,11 @@ def checkpoint_path(source: str | Path) -> Path | None:
 def generator_from_checkpoint(path: Path, best: bool = True) -> NeuralGenerator:
     """The generator saved in the checkpoint file ``path``, with its best weights (or, ``best=False``, those of
     the last finished epoch), on CPU and in eval mode."""
-    from ntg.models.base import generator_class
+    from ntg.models.base import generator_from_saved
     from ntg.models.headers import HeaderModel
 
     state = _read(path)
-    gen = generator_class(state.get("family"), where=str(path))(**state["hparams"])
+    gen = generator_from_saved(state.get("family"), state["hparams"], where=str(path))
     gen.set_learnt_metadata(state["learnt"])
     weights = state["best_state"] if best and state["best_state"] is not None else state["module"]
     gen.load_state_arrays({k: v.numpy() for k, v in weights.items()})
