@@ -14,7 +14,7 @@ bin the seen log10 inter-arrival times (rounded to ``IAT_DECIMALS``), and decode
 
 Why it matters: with this decoding the network only has to learn *which bin* comes next, so the tokenizer can use
 coarse bins on small datasets (fewer classes per softmax, more training examples per class) without losing
-the fine structure of sizes and times; see ``benchmarks/bench_quality.py`` for the measurements. The tables
+the fine structure of sizes and times; see ``benchmarks/quality_findings.md`` for the measurements. The tables
 are small (a few thousand entries) and travel with the tokenizer in the generator's JSON metadata.
 """
 

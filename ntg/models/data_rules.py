@@ -17,20 +17,20 @@ the decision into the run's notes, and a user who sets a value gets exactly that
                        ``last``)
 =====================  ==========================================  ===========================================
 
-Why (measured with ``benchmarks/bench_quality.py``; its docstring has the numbers): on a few thousand flows from a
-few dozen captures, the capture-level validation split holds captures whose flows the model never saw the like of,
-and its loss is lowest after a few dozen optimiser steps, long before the network has learnt the classes (the
-transformer stopped at epoch 4–9 with a validation loss of 7 against a training loss of 4, sampled flows three times
-farther from any real flow than held-out flows are, and scored TSTR/TRTR 0.68 on ndpi-pcaps against the Markov
-chain's 0.91). Trained for a fixed budget instead, the same network goes from blurred (too few steps) through
-realistic (12 passes: TSTR/TRTR 0.98, distance to the closest training flow at the level of held-out flows, copy
-rate within the privacy margin) to memorised (24+ passes: TSTR/TRTR 1.03 but copy rate above the margin and
-distances a tenth of held-out ones). Large sets keep the validation criterion: there the split has many captures per
-class and its loss tracks sample quality, except for diffusion: its loss is a mean over noise levels that flattens
-long before the samples stop improving, and with patience 5 it stopped a 120-epoch run at epoch 62 while the
-learning rate was still at half its peak (iot-sentinel, split seed 1: TSTR/TRTR 0.758, fidelity 0.119, against 0.733
-and 0.089 after 60 epochs), so the family trains its whole budget. Batch 256 on a thousand flows would leave four
-optimiser steps per epoch; the batch rule keeps the number of updates per pass comparable across sizes.
+Why (measured with ``benchmarks/bench_quality.py``; the numbers are in ``benchmarks/quality_findings.md``): on a few
+thousand flows from a few dozen captures, the capture-level validation split holds captures whose flows the model
+never saw the like of, and its loss is lowest after a few dozen optimiser steps, long before the network has learnt
+the classes (the transformer stopped at epoch 4–9 with a validation loss of 7 against a training loss of 4, sampled
+flows three times farther from any real flow than held-out flows are, and scored TSTR/TRTR 0.68 on ndpi-pcaps
+against the Markov chain's 0.91). Trained for a fixed budget instead, the same network goes from blurred (too few
+steps) through realistic (12 passes: TSTR/TRTR 0.98, distance to the closest training flow at the level of held-out
+flows, copy rate within the privacy margin) to memorised (24+ passes: TSTR/TRTR 1.03 but copy rate above the margin
+and distances a tenth of held-out ones). Large sets keep the validation criterion: there the split has many captures
+per class and its loss tracks sample quality, except for diffusion: its loss is a mean over noise levels that
+flattens long before the samples stop improving, and with patience 5 it stopped a 120-epoch run at epoch 62 while
+the learning rate was still at half its peak (iot-sentinel, split seed 1: TSTR/TRTR 0.758, fidelity 0.119, against
+0.733 and 0.089 after 60 epochs), so the family trains its whole budget. Batch 256 on a thousand flows would leave
+four optimiser steps per epoch; the batch rule keeps the number of updates per pass comparable across sizes.
 
 Sampling (transformer, SSM): ``class_support`` left unset (None) is decided in ``prepare`` by
 :func:`class_support_rule`: each class draws only the packet tokens and iat bins it used in training when at least
@@ -41,7 +41,7 @@ generator does, and the mask removes the off-class draws that cost fidelity (req
 responses were over 1,000 bytes, which no training DNS flow has). Where almost every flow is new to other captures
 (ndpi-pcaps: 0.015–0.028, although a third of its flows repeat within their own capture), the off-class draws are
 what keeps the networks' flows as far from the training flows as real ones are: confined, the SSM's median DCR fell
-from 1.21 to 0.27–0.35 against 0.82–1.15 for held-out flows. Figures: ``benchmarks/bench_quality.py``, item 9.
+from 1.21 to 0.27–0.35 against 0.82–1.15 for held-out flows. Figures: ``benchmarks/quality_findings.md``, item 9.
 Whatever the share, a class with fewer than ``RARE_CLASS_FLOWS`` training flows is confined: a class embedding
 trained on a handful of flows leaves the heads near the other classes' distributions (ndpi-pcaps split seed 3: 6
 LLMNR flows, a third to half of the networks' LLMNR flows carried other classes' sizes, TSTR/TRTR 0.60 / 0.65
@@ -58,7 +58,7 @@ weight ``n ** -CAPTURE_BALANCE`` (each class keeps its number of draws): the net
 captures rather than its largest capture. Exponent 1 (every capture equal; measured with the split resampled once by
 the weights) lifted the transformer's TSTR/TRTR further but repeated the flows of one-flow captures so often that the
 copy rate crossed the privacy margin on 8 of 10 splits; 0.5 keeps it (ndpi-pcaps, 10 split seeds × 3 draws; figures
-in ``benchmarks/bench_quality.py``, item 12). Where flows recur
+in ``benchmarks/quality_findings.md``, item 12). Where flows recur
 (iot-sentinel, requet) the training split already covers what new captures hold, and every flow is drawn once per
 epoch as before. A table without captures, or whose classes' captures all hold as many flows, is drawn as before.
 
@@ -69,7 +69,7 @@ at that position (:func:`ntg.models.autoregressive.noise_context`; targets untou
 smoothing (Xie et al., ICLR 2017): a network that must predict the next packet from partly wrong context leans on
 the class and the few packets before, as a back-off Markov chain does, instead of on the exact sequence of one
 training flow. Why: the networks' TSTR/TRTR on such sets rose with more passes only as they began to replay
-training flows (privacy failed on some splits; ``benchmarks/bench_quality.py``, items 7, 12, 13). With the noise
+training flows (privacy failed on some splits; ``benchmarks/quality_findings.md``, items 7, 12, 13). With the noise
 (ndpi-pcaps, 10 split seeds × 3 draws, paired with the same code without it), split seeds 0–9: transformer
 TSTR/TRTR 0.902 → 0.916, fidelity 0.209 → 0.201, privacy ok on 9 → 10 of 10; SSM 0.940 → 0.961, 0.206 → 0.205, 10
 of 10. Split seeds 10–19, measured after the rates were chosen on seeds 0–9: transformer 0.897 → 0.949, 0.228 →

@@ -24,15 +24,15 @@ runs the denoiser on a bf16 copy of the weights; the DDIM update stays float32. 
 matrix to ``±data_scale`` before noising (*b* in Chen 2023, *On the importance of noise scheduling*; larger keeps
 more signal at every noise level). It stays 1: b = 2 scored TSTR/TRTR 0.909 against 0.904 and fidelity 0.200
 against 0.197 on ndpi-pcaps (10 split seeds × 3 draws), 0.991 and 0.104 against 0.991 and 0.106 on requet
-(6 split seeds), both within the split noise (``benchmarks/bench_quality.py``, item 13).
+(6 split seeds), both within the split noise (``benchmarks/quality_findings.md``, item 13).
 ``guidance_sigma_min`` / ``guidance_sigma_max`` apply the guidance only at the steps whose noise level
 ``σ = sqrt((1 − ᾱ) / ᾱ)`` lies between them (*guidance interval*, Kynkäänniemi et al., NeurIPS 2024: guidance at
 high noise drops a class's minor modes); the other steps run one conditional pass. Off by default (every step is
-guided); measured in ``benchmarks/bench_quality.py``, item 22. ``target="bits"`` trains the denoiser to predict
+guided); measured in ``benchmarks/quality_findings.md``, item 22. ``target="bits"`` trains the denoiser to predict
 each analog bit's probability with a cross-entropy instead of ``v`` with a squared error (the categorical
 objective of CDCD, Dieleman et al. 2022, on the analog bits): sampling reads the expected bits and turns them
 into ``v``, so the DDIM step and the guidance are unchanged. Off by default until the benchmark has refitted
-every cell with it; measured in ``benchmarks/bench_quality.py``, item 23.
+every cell with it; measured in ``benchmarks/quality_findings.md``, item 23.
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class DiffusionGenerator(NeuralGenerator):
     #: still falling after 60 (best epoch 60, 60, 58 on iot-sentinel's three split seeds), and 120 passes lift
     #: iot-sentinel's seed 0 from 0.786 to 0.849 at the same fidelity (0.092); an EMA of the weights (0.999) did
     #: not help (0.740). Early stopping cut such runs short (ntg/models/data_rules.py): the whole budget is
-    #: trained and the last weights kept. benchmarks/bench_quality.py has the three-seed figures.
+    #: trained and the last weights kept. benchmarks/quality_findings.md has the three-seed figures.
     default_epochs = (120, 60)
     default_selection = ("last", "last")
 
