@@ -247,7 +247,7 @@ def test_class_values_are_fitted_and_can_be_turned_off(trained: DiffusionGenerat
 def test_bits_by_default_matrix_on_request_and_for_generators_saved_before_bits(
         trained: DiffusionGenerator, constructed: FlowTable) -> None:
     assert trained.space == "bits" and trained.module.n_channels == trained.bits_.n_channels > 4
-    gen = DiffusionGenerator(**SMALL, space="matrix", seed=0)
+    gen = DiffusionGenerator(**SMALL, space="matrix", target="v", seed=0)
     gen.fit(constructed, train_config=TrainConfig(epochs=2, batch_size=64, val_fraction=0.0))
     assert gen.module.n_channels == 4 and gen.bits_ is None
     gen.sample(20, "bulk", seed=0).validate()
@@ -353,5 +353,17 @@ def test_bits_target_learns_the_classes_and_reloads(constructed: FlowTable, tmp_
     loaded = load_generator(tmp_path / "ce")
     assert loaded.target == "bits"
     np.testing.assert_array_equal(loaded.sample(30, "bulk", seed=2).payload, gen.sample(30, "bulk", seed=2).payload)
-    with pytest.raises(NtgError, match="target='bits' needs model.space='bits'"):
-        DiffusionGenerator(target="bits", space="matrix")
+    with pytest.raises(NtgError, match="target='bits' needs model.space='bits'.*set model.target=v"):
+        DiffusionGenerator(space="matrix")  # the default target is bits
+
+
+def test_folders_saved_before_the_bits_target_load_as_trained_on_v(constructed: FlowTable, tmp_path) -> None:
+    gen = DiffusionGenerator(**SMALL, target="v", seed=0)
+    gen.fit(constructed, train_config=TrainConfig(epochs=1, batch_size=64, val_fraction=0.0))
+    gen.save_pretrained(tmp_path / "old")
+    config = json.loads((tmp_path / "old" / "config.json").read_text())
+    del config["hparams"]["target"]  # as saved before the setting existed
+    (tmp_path / "old" / "config.json").write_text(json.dumps(config))
+    old = load_generator(tmp_path / "old")
+    assert DiffusionGenerator().target == "bits" and old.target == "v"
+    np.testing.assert_array_equal(old.sample(30, "bulk", seed=2).payload, gen.sample(30, "bulk", seed=2).payload)

@@ -206,6 +206,8 @@ class DiffusionGenerator(NeuralGenerator):
     #: trained and the last weights kept. benchmarks/quality_findings.md has the three-seed figures.
     default_epochs = (120, 60)
     default_selection = ("last", "last")
+    #: folders saved before analog bits diffused the matrix, and before the cross-entropy target trained on v
+    SAVED_WITHOUT: ClassVar[dict[str, Any]] = {"space": "matrix", "target": "v"}
 
     SETTINGS: ClassVar[dict[str, Any]] = {
         "d_model": spec("width of the denoiser (a multiple of n_heads)", 1),
@@ -253,7 +255,7 @@ class DiffusionGenerator(NeuralGenerator):
         space: str = "bits",
         self_condition: bool = False,
         data_scale: float = 1.0,
-        target: str = "v",
+        target: str = "bits",
         capture_balance: bool | None = None,
     ) -> None:
         super().__init__(n_packets, seed)
@@ -264,7 +266,8 @@ class DiffusionGenerator(NeuralGenerator):
             raise NtgError(f"diffusion: model.sampling_steps={sampling_steps} must be at most "
                            f"model.timesteps={timesteps}")
         if self.target == "bits" and self.space != "bits":
-            raise NtgError(f"diffusion: model.target='bits' needs model.space='bits', not {space!r}")
+            raise NtgError(f"diffusion: model.target='bits' needs model.space='bits', not {space!r}; "
+                           "set model.target=v with model.space=matrix")
         self.codec_: FlowMatrixCodec | None = None
         self.values_: PacketTokenizer | None = None  # bins and class values of the training packets
         self.bits_: TokenBitsCodec | None = None  # space="bits": the analog-bit layout of values_'s tokens
