@@ -16,26 +16,27 @@ class label with probability ``label_dropout`` so one network is both conditiona
 ``sampling_steps`` DDIM steps with classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single
 network pass per step). The default of 1.5 was measured: 3.0 pushed every class to its modes and cost 0.1–0.2
 TSTR/TRTR on ndpi-pcaps (0.91 at 1.0 and 1.5, 0.71 at 3.0), while iot-sentinel's 29 classes need some guidance (0.65
-at 1.0, 0.79 at 1.5). ``self_condition`` feeds the denoiser its previous estimate of the clean bits (*Analog Bits*);
-it is off by default because, over split seeds 0–2 at guidance 1.5, it helped one set and hurt another: iot-sentinel
-TSTR/TRTR 0.783 against 0.759 (fidelity 0.106 against 0.092), ndpi-pcaps 0.879 against 0.918, requet 0.983 against
-0.992, at the same training time. ``sample_precision`` "bfloat16" (or "auto" on hardware with native bf16) runs the
-denoiser on a bf16 copy of the weights; the DDIM update stays float32. ``data_scale`` scales the clean matrix to
-``±data_scale`` before noising (*b* in Chen 2023, *On the importance of noise scheduling*; larger keeps more signal
-at every noise level). It stays 1: b = 2 scored TSTR/TRTR 0.909 against 0.904 and fidelity 0.200 against 0.197 on
-ndpi-pcaps (10 split seeds × 3 draws), 0.991 and 0.104 against 0.991 and 0.106 on requet (6 split seeds), both
-within the split noise (``benchmarks/quality_findings.md``, item 13). ``guidance_sigma_min`` /
-``guidance_sigma_max`` apply the guidance only at the steps whose noise level ``σ = sqrt((1 − ᾱ) / ᾱ)`` lies between
-them (*guidance interval*, Kynkäänniemi et al., NeurIPS 2024: guidance at high noise drops a class's minor modes);
-the other steps run one conditional pass. Off by default (every step is guided); measured in
-``benchmarks/quality_findings.md``, item 22. ``target="bits"`` trains the denoiser to predict each analog bit's
-probability with a cross-entropy instead of ``v`` with a squared error (the categorical objective of CDCD, Dieleman
-et al. 2022, on the analog bits): sampling reads the expected bits and turns them into ``v``, so the DDIM step and
-the guidance are unchanged. The default since 2026-12-07, when the benchmark refitted every diffusion cell with it
-(``benchmarks/quality_findings.md``, item 23): iot-sentinel TSTR/TRTR 0.893 against 0.844 with ``v`` (5 split seeds,
-fidelity 0.079 against 0.084), augmentation with 1 % of the flows 0.436 against 0.398, requet 0.992 against 0.990,
-ndpi-pcaps 0.923 against 0.904 with privacy failing on one split of ten (copy rate 0.063 against the gate's 0.061).
-``"v"`` stays for ``space="matrix"`` and for folders saved before the setting existed (:attr:`SAVED_WITHOUT`).
+at 1.0, 0.79 at 1.5, both with ``target="v"``; with ``"bits"`` 0.876 at 1.0 against 0.899 at 1.5, item 23).
+``self_condition`` feeds the denoiser its previous estimate of the clean bits (*Analog Bits*); it is off by default
+because, over split seeds 0–2 at guidance 1.5, it helped one set and hurt another: iot-sentinel TSTR/TRTR 0.783
+against 0.759 (fidelity 0.106 against 0.092), ndpi-pcaps 0.879 against 0.918, requet 0.983 against 0.992, at the
+same training time. ``sample_precision`` "bfloat16" (or "auto" on hardware with native bf16) runs the denoiser on a
+bf16 copy of the weights; the DDIM update stays float32. ``data_scale`` scales the clean matrix to ``±data_scale``
+before noising (*b* in Chen 2023, *On the importance of noise scheduling*; larger keeps more signal at every noise
+level). It stays 1: b = 2 scored TSTR/TRTR 0.909 against 0.904 and fidelity 0.200 against 0.197 on ndpi-pcaps (10
+split seeds × 3 draws), 0.991 and 0.104 against 0.991 and 0.106 on requet (6 split seeds), both within the split
+noise (``benchmarks/quality_findings.md``, item 13). ``guidance_sigma_min`` / ``guidance_sigma_max`` apply the
+guidance only at the steps whose noise level ``σ = sqrt((1 − ᾱ) / ᾱ)`` lies between them (*guidance interval*,
+Kynkäänniemi et al., NeurIPS 2024: guidance at high noise drops a class's minor modes); the other steps run one
+conditional pass. Off by default (every step is guided); measured in ``benchmarks/quality_findings.md``, item 22.
+``target="bits"`` trains the denoiser to predict each analog bit's probability with a cross-entropy instead of ``v``
+with a squared error (the categorical objective of CDCD, Dieleman et al. 2022, on the analog bits): sampling reads
+the expected bits and turns them into ``v``, so the DDIM step and the guidance are unchanged. The default since
+2026-12-07, when the benchmark refitted every diffusion cell with it (``benchmarks/quality_findings.md``, item 23):
+iot-sentinel TSTR/TRTR 0.893 against 0.844 with ``v`` (5 split seeds, fidelity 0.079 against 0.084), augmentation
+with 1 % of the flows 0.436 against 0.398, requet 0.992 against 0.990, ndpi-pcaps 0.923 against 0.904 with privacy
+failing on one split of ten (copy rate 0.063 against the gate's 0.061). ``"v"`` stays for ``space="matrix"`` and for
+folders saved before the setting existed (:attr:`SAVED_WITHOUT`).
 """
 
 from __future__ import annotations
@@ -92,9 +93,9 @@ class DiffusionModel(nn.Module):
         dropout: float,
         timesteps: int,
         label_dropout: float,
-        self_condition: bool = False,
-        data_scale: float = 1.0,
-        target: str = "v",
+        self_condition: bool,
+        data_scale: float,
+        target: str,  # the generator's settings are the one place these defaults live
     ) -> None:
         super().__init__()
         self.target = target
