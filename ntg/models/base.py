@@ -74,7 +74,7 @@ class Generator(ABC):
     #: whether the family's own samples carry flags and window; if not, :class:`HeaderModel` fills them in
     generates_headers: ClassVar[bool] = False
     #: settings whose default changed after folders were saved without them: the value such a folder was fitted
-    #: with (read by :func:`generator_from_saved`, so an older folder or checkpoint loads as it was trained)
+    #: with (read by :meth:`settings_as_saved`, so an older folder or checkpoint loads as it was trained)
     SAVED_WITHOUT: ClassVar[dict[str, Any]] = {}
     SETTINGS: ClassVar[dict[str, Any]] = {
         "n_packets": spec("packets per flow the generator models (the first ones)", 1, MAX_PACKETS),
@@ -94,6 +94,12 @@ class Generator(ABC):
             setattr(self, name, value)
 
     # ------------------------------------------------------------------ hyperparameters
+    @classmethod
+    def settings_as_saved(cls, hparams: Mapping[str, Any]) -> dict[str, Any]:
+        """The hyperparameters a folder or checkpoint stored, each setting it predates at the value it was
+        fitted with (:attr:`SAVED_WITHOUT`), not today's default."""
+        return {**cls.SAVED_WITHOUT, **hparams}
+
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments (JSON-serialisable), as scikit-learn's ``get_params``."""
         return {name: getattr(self, name) for name in class_settings(type(self))}
@@ -329,7 +335,7 @@ def generator_from_saved(family: Any, hparams: Mapping[str, Any], where: str) ->
     setting the file predates takes the value it was fitted with (the class's ``SAVED_WITHOUT``), not today's
     default."""
     cls = generator_class(family, where=where)
-    return cls(**{**cls.SAVED_WITHOUT, **hparams})
+    return cls(**cls.settings_as_saved(hparams))
 
 
 def create_generator(family: str, **hparams: Any) -> Generator:

@@ -96,7 +96,7 @@ def readable_checkpoint(path: Path) -> bool:
 def load_checkpoint(path: Path, config: TrainConfig, gen: NeuralGenerator) -> dict[str, Any]:
     """The checkpoint at ``path``, refused unless it was written for this generator and these settings."""
     state = _read(path)
-    stored = {**type(gen).SAVED_WITHOUT, **(state.get("hparams") or {})}  # as in generator_from_saved
+    stored = type(gen).settings_as_saved(state.get("hparams") or {})
     if state.get("family") != gen.family or stored != jsonable(gen.get_config()):
         raise NtgError(
             f"{path}: checkpoint of a {state.get('family')} generator with other hyperparameters; "
