@@ -149,7 +149,9 @@ def test_write_front_files_and_a_moved_folder(tmp_path: Path) -> None:
                                                 "hypervolume.png"}
     for name in ("front.png", "hypervolume.png"):
         assert (sweep / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "plotly" in (sweep / "front.html").read_text()[:200_000].lower()
+    html = (sweep / "front.html").read_text()
+    assert "plotly" in html[:200_000].lower()
+    assert "transformer (dominated)" in html and "markov (dominated)" not in html  # tf-b; both markov on the front
     doc = json.loads((sweep / "front.json").read_text())
     assert doc["normalisation"]["reference"] == [1.1, 1.1] and doc["normalisation"]["log_scale"] == [False, True]
     assert sorted(doc["front"]) == ["mk-a", "mk-b", "ss-a", "tf-a"]

@@ -95,12 +95,13 @@ def plot_front_png(result: FrontResult, path: Path) -> Path:
     infeasible = trials[~trials["feasible"]].dropna(subset=[x.name, y.name])
     if not infeasible.empty:
         ax.scatter(infeasible[x.name], infeasible[y.name], marker="x", color=GREY, label="infeasible (budget/privacy)")
-    dominated = trials[trials["feasible"] & ~trials["on_front"]].dropna(subset=[x.name, y.name])
-    if not dominated.empty:
-        ax.scatter(dominated[x.name], dominated[y.name], color=GREY, alpha=0.6, label="dominated",
-                   edgecolors=[colours[f] for f in dominated["family"]], linewidths=0.8)
-    for family, colour in colours.items():
-        on = trials[trials["on_front"] & (trials["family"] == family)].dropna(subset=[x.name, y.name])
+    for family, colour in colours.items():  # dominated: grey, ringed in the family's colour, named in the legend
+        mine = trials["family"] == family
+        dominated = trials[trials["feasible"] & ~trials["on_front"] & mine].dropna(subset=[x.name, y.name])
+        if not dominated.empty:
+            ax.scatter(dominated[x.name], dominated[y.name], color=GREY, alpha=0.6, edgecolors=colour,
+                       linewidths=1.2, label=f"{family} (dominated)")
+        on = trials[trials["on_front"] & mine].dropna(subset=[x.name, y.name])
         if not on.empty:
             ax.scatter(on[x.name], on[y.name], color=colour, s=45, zorder=3, label=f"{family} (front)")
     line = step_front(result, x, y)
@@ -156,10 +157,12 @@ def plot_front_html(result: FrontResult, path: Path) -> Path:
                 for _, row in rows.iterrows()]
 
     fig = go.Figure()
-    groups = [("infeasible (budget/privacy)", ~trials["feasible"], dict(color=GREY, symbol="x")),
-              ("dominated", trials["feasible"] & ~trials["on_front"], dict(color=GREY, opacity=0.6))]
-    groups += [(f"{f} (front)", trials["on_front"] & (trials["family"] == f), dict(color=c, size=10))
-               for f, c in colours.items()]
+    groups = [("infeasible (budget/privacy)", ~trials["feasible"], dict(color=GREY, symbol="x"))]
+    for f, c in colours.items():
+        mine = trials["family"] == f
+        groups += [(f"{f} (dominated)", trials["feasible"] & ~trials["on_front"] & mine,
+                    dict(color=GREY, opacity=0.6, line=dict(color=c, width=1.5))),
+                   (f"{f} (front)", trials["on_front"] & mine, dict(color=c, size=10))]
     for name, mask, marker in groups:
         rows = trials[np.asarray(mask)].dropna(subset=[x.name, y.name])
         if not rows.empty:
