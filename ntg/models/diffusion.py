@@ -14,9 +14,12 @@ Training adds Gaussian noise on a cosine schedule and teaches :class:`~ntg.model
 predict each clean analog bit (``target="bits"``, below) or ``v`` (``sqrt(ab)·eps − sqrt(1−ab)·x0``), dropping the
 class label with probability ``label_dropout`` so one network is both conditional and unconditional. Sampling runs
 ``sampling_steps`` DDIM steps with classifier-free guidance ``guidance_scale`` (1 = plain conditional, a single
-network pass per step). The default of 1.5 was measured: 3.0 pushed every class to its modes and cost 0.1–0.2
-TSTR/TRTR on ndpi-pcaps (0.91 at 1.0 and 1.5, 0.71 at 3.0), while iot-sentinel's 29 classes need some guidance (0.65
-at 1.0, 0.79 at 1.5, both with ``target="v"``; with ``"bits"`` 0.876 at 1.0 against 0.899 at 1.5, item 23).
+network pass per step). Left unset, :func:`~ntg.models.data_rules.guidance_rule` decides it in ``prepare``:
+``default_guidance`` (1.5) where flows recur across captures or the table names none, 1 where they do not (there
+guidance brought the flows onto training flows: ndpi-pcaps, item 24). 1.5 was measured: 3.0 pushed every class to
+its modes and cost 0.1–0.2 TSTR/TRTR on ndpi-pcaps (0.91 at 1.0 and 1.5, 0.71 at 3.0), while iot-sentinel's 29
+classes need some guidance (0.65 at 1.0, 0.79 at 1.5, both with ``target="v"``; with ``"bits"`` 0.876 at 1.0
+against 0.899 at 1.5, item 23).
 ``self_condition`` feeds the denoiser its previous estimate of the clean bits (*Analog Bits*); it is off by default
 because, over split seeds 0–2 at guidance 1.5, it helped one set and hurt another: iot-sentinel TSTR/TRTR 0.783
 against 0.759 (fidelity 0.106 against 0.092), ndpi-pcaps 0.879 against 0.918, requet 0.983 against 0.992, at the
@@ -35,7 +38,8 @@ the expected bits and turns them into ``v``, so the DDIM step and the guidance a
 2026-12-07, when the benchmark refitted every diffusion cell with it (``benchmarks/quality_findings.md``, item 23):
 iot-sentinel TSTR/TRTR 0.893 against 0.844 with ``v`` (5 split seeds, fidelity 0.079 against 0.084), augmentation
 with 1 % of the flows 0.436 against 0.398, requet 0.992 against 0.990, ndpi-pcaps 0.923 against 0.904 with privacy
-failing on one split of ten (copy rate 0.063 against the gate's 0.061). ``"v"`` stays for ``space="matrix"`` and for
+failing on one split of ten at guidance 1.5 (copy rate 0.063 against the gate's 0.061), which the guidance rule
+mends (item 24). ``"v"`` stays for ``space="matrix"`` and for
 folders saved before the setting existed (:attr:`SAVED_WITHOUT`).
 """
 
@@ -52,6 +56,7 @@ from torch import nn
 from ntg.data.schema import DEFAULT_N, FlowTable
 from ntg.errors import NtgError
 from ntg.models.base import register
+from ntg.models.data_rules import guidance_rule
 from ntg.models.denoiser import PacketDenoiser
 from ntg.models.empirical import training_packets
 from ntg.models.flow_matrix import N_CHANNELS, FlowMatrixCodec
@@ -210,6 +215,8 @@ class DiffusionGenerator(NeuralGenerator):
     #: trained and the last weights kept. benchmarks/quality_findings.md has the three-seed figures.
     default_epochs = (120, 60)
     default_selection = ("last", "last")
+    #: ``guidance_scale`` where the data rule leaves the guidance on (flows that recur across captures; item 6)
+    default_guidance: ClassVar[float] = 1.5
     #: folders saved before analog bits diffused the matrix, and before the cross-entropy target trained on v
     SAVED_WITHOUT: ClassVar[dict[str, Any]] = {"space": "matrix", "target": "v"}
 
@@ -223,7 +230,8 @@ class DiffusionGenerator(NeuralGenerator):
         "label_dropout": spec("share of training rows without their class (classifier-free guidance)", 0, 1,
                               open_high=True),
         "sampling_steps": spec("DDIM steps when sampling (at most timesteps)", 1),
-        "guidance_scale": spec("classifier-free guidance strength (0: unconditional)", 0),
+        "guidance_scale": spec("classifier-free guidance strength (0: unconditional, 1: conditional; unset: "
+                               "decided from the training set, see ntg/models/data_rules.py)", 0),
         "guidance_sigma_min": spec("guidance only at noise levels sigma above this (0: down to the last step)", 0),
         "guidance_sigma_max": spec("guidance only at noise levels sigma up to this (null: from the first step)", 0,
                                    open_low=True),
@@ -250,7 +258,7 @@ class DiffusionGenerator(NeuralGenerator):
         timesteps: int = 1000,
         label_dropout: float = 0.1,
         sampling_steps: int = 50,
-        guidance_scale: float = 1.5,
+        guidance_scale: float | None = None,
         guidance_sigma_min: float = 0.0,
         guidance_sigma_max: float | None = None,
         eta: float = 0.0,
@@ -275,6 +283,7 @@ class DiffusionGenerator(NeuralGenerator):
         self.codec_: FlowMatrixCodec | None = None
         self.values_: PacketTokenizer | None = None  # bins and class values of the training packets
         self.bits_: TokenBitsCodec | None = None  # space="bits": the analog-bit layout of values_'s tokens
+        self.guidance_scale_ = self.default_guidance  # the guidance for guidance_scale=None, decided in prepare
 
     # ------------------------------------------------------------------ NeuralGenerator
     def prepare(self, train: FlowTable) -> None:
@@ -284,7 +293,9 @@ class DiffusionGenerator(NeuralGenerator):
         class_ids = self.class_ids(train.labels)
         self.values_ = PacketTokenizer.fit(train, self.n_packets, class_ids=class_ids)
         packet, iat, _ = self.values_.encode(train, self.n_packets)
-        self._decide_capture_rules(train, np.concatenate([packet, iat], axis=1), class_ids)
+        share = self._decide_capture_rules(train, np.concatenate([packet, iat], axis=1), class_ids)
+        self.guidance_scale_, note = guidance_rule(share, self.default_guidance, self.guidance_scale)
+        self._data_notes.append(note)
         self.bits_ = TokenBitsCodec(self.values_, self.n_packets) if self.space == "bits" else None
         self.module = self.build_module()
 
@@ -330,7 +341,7 @@ class DiffusionGenerator(NeuralGenerator):
                     class_ids[start : start + SAMPLE_CHUNK], dtype=torch.long, device=device
                 )
                 x = module.sample(
-                    ids, self.n_packets, self.sampling_steps, self.guidance_scale, self.eta, generator,
+                    ids, self.n_packets, self.sampling_steps, self.sampling_guidance, self.eta, generator,
                     (self.guidance_sigma_min, math.inf if self.guidance_sigma_max is None else self.guidance_sigma_max),
                 )
                 chunks.append(x.float().cpu().numpy() / self.data_scale)
@@ -345,12 +356,18 @@ class DiffusionGenerator(NeuralGenerator):
             self.values_.redraw_in_bins(flows, class_ids, np.random.default_rng([int(rng_seed), 1]))
         return flows
 
+    @property
+    def sampling_guidance(self) -> float:
+        """The guidance sampling runs with: ``guidance_scale`` where set (also after loading), else the data
+        rule's decision at fit time."""
+        return self.guidance_scale if self.guidance_scale is not None else self.guidance_scale_
+
     # ------------------------------------------------------------------ persistence
     def learnt_metadata(self) -> dict[str, Any]:
         assert self.codec_ is not None
         values = {"values": self.values_.to_dict()} if self.values_ is not None else {}
         return {**super().learnt_metadata(), "codec": self.codec_.to_dict(), "space": self.space,
-                "data_scale": self.data_scale, **values}
+                "data_scale": self.data_scale, "guidance_scale": self.guidance_scale_, **values}
 
     def set_learnt_metadata(self, meta: dict[str, Any]) -> None:
         super().set_learnt_metadata(meta)
@@ -359,4 +376,5 @@ class DiffusionGenerator(NeuralGenerator):
         self.values_ = PacketTokenizer.from_dict(values) if values is not None else None
         self.space = meta.get("space", "matrix")  # generators saved before analog bits diffused the matrix
         self.data_scale = float(meta.get("data_scale", 1.0))  # generators saved before the scale diffused at 1
+        self.guidance_scale_ = float(meta.get("guidance_scale", self.default_guidance))  # absent before the rule
         self.bits_ = TokenBitsCodec(self.values_, self.n_packets) if self.space == "bits" and self.values_ else None
