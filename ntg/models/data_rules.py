@@ -83,8 +83,10 @@ share. Where flows do not recur across captures the generator samples its plain 
 ``UNGUIDED``, 1: one network pass per DDIM step); elsewhere, and on tables without captures, with the family's
 ``default_guidance`` of 1.5. Why: classifier-free guidance extrapolates away from the unconditional prediction and
 pulls each class towards its training modes. Where new captures hold what the training captures hold, that is what
-the classifier tells the classes by (iot-sentinel, 29 classes, split seeds 0, 1, 2, 4: TSTR/TRTR 0.023 ± 0.024 lower
-at 1 than at 1.5); where each capture is new, it brings the flows onto training flows. ndpi-pcaps, the bench's fits
+the classifier tells the classes by, and 1 against 1.5 trades TSTR/TRTR against fidelity inside the split noise
+(iot-sentinel, 29 classes, split seeds 0–4: −0.016 ± 0.025 on TSTR/TRTR, fidelity 0.008 ± 0.005 better; requet,
+10 split seeds × 3 draws: +0.003 ± 0.002, fidelity 0.007 ± 0.006 worse); where each capture is new, it brings the
+flows onto training flows. ndpi-pcaps, the bench's fits
 sampled both ways, split seeds 0–9 × 3 draws: at 1 against 1.5 TSTR/TRTR 0.919 against 0.923 (−0.004 ± 0.050),
 fidelity 0.195 against 0.201, copy rate 0.040 against 0.050, privacy ok on 10 against 9 of 10. Split seeds 10–19,
 fitted and measured after the rule was chosen: 0.919 against 0.909 (+0.010 ± 0.040), fidelity 0.217 against 0.224

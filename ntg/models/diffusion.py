@@ -18,8 +18,8 @@ network pass per step). Left unset, :func:`~ntg.models.data_rules.guidance_rule`
 ``default_guidance`` (1.5) where flows recur across captures or the table names none, 1 where they do not (there
 guidance brought the flows onto training flows: ndpi-pcaps, item 24). 1.5 was measured: 3.0 pushed every class to
 its modes and cost 0.1–0.2 TSTR/TRTR on ndpi-pcaps (0.91 at 1.0 and 1.5, 0.71 at 3.0), while iot-sentinel's 29
-classes need some guidance (0.65 at 1.0, 0.79 at 1.5, both with ``target="v"``; with ``"bits"`` 0.876 at 1.0
-against 0.899 at 1.5, item 23).
+classes need some guidance (0.65 at 1.0, 0.79 at 1.5, both with ``target="v"``; with ``"bits"`` 0.877 at 1.0
+against 0.893 at 1.5 over split seeds 0–4, item 24).
 ``self_condition`` feeds the denoiser its previous estimate of the clean bits (*Analog Bits*); it is off by default
 because, over split seeds 0–2 at guidance 1.5, it helped one set and hurt another: iot-sentinel TSTR/TRTR 0.783
 against 0.759 (fidelity 0.106 against 0.092), ndpi-pcaps 0.879 against 0.918, requet 0.983 against 0.992, at the
