@@ -86,12 +86,12 @@ pulls each class towards its training modes. Where new captures hold what the tr
 the classifier tells the classes by, and 1 against 1.5 trades TSTR/TRTR against fidelity inside the split noise
 (iot-sentinel, 29 classes, split seeds 0–4: −0.016 ± 0.025 on TSTR/TRTR, fidelity 0.008 ± 0.005 better; requet,
 10 split seeds × 3 draws: +0.003 ± 0.002, fidelity 0.007 ± 0.006 worse); where each capture is new, it brings the
-flows onto training flows. ndpi-pcaps, the bench's fits
-sampled both ways, split seeds 0–9 × 3 draws: at 1 against 1.5 TSTR/TRTR 0.919 against 0.923 (−0.004 ± 0.050),
-fidelity 0.195 against 0.201, copy rate 0.040 against 0.050, privacy ok on 10 against 9 of 10. Split seeds 10–19,
-fitted and measured after the rule was chosen: 0.919 against 0.909 (+0.010 ± 0.040), fidelity 0.217 against 0.224
-(better on 8 of 10), copy rate 0.038 against 0.047, privacy ok on 10 against 8 of 10 (the chain there: 0.921, 0.241,
-0 of 10). Sampling also takes half the time. Figures: ``benchmarks/quality_findings.md``, item 24.
+flows onto training flows. ndpi-pcaps, the bench's fits sampled both ways, split seeds 0–9 × 3 draws: at 1 against
+1.5 TSTR/TRTR 0.919 against 0.923 (−0.004 ± 0.050), fidelity 0.195 against 0.201, copy rate 0.040 against 0.050,
+privacy ok on 10 against 9 of 10. Split seeds 10–19, fitted and measured after the rule was chosen: 0.919 against
+0.909 (+0.010 ± 0.040), fidelity 0.217 against 0.224 (better on 8 of 10), copy rate 0.038 against 0.047, privacy ok
+on 10 against 8 of 10 (the chain there: 0.921, 0.241, 0 of 10). Sampling also takes half the time. Figures:
+``benchmarks/quality_findings.md``, item 24.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ the expected bits and turns them into ``v``, so the DDIM step and the guidance a
 iot-sentinel TSTR/TRTR 0.893 against 0.844 with ``v`` (5 split seeds, fidelity 0.079 against 0.084), augmentation
 with 1 % of the flows 0.436 against 0.398, requet 0.992 against 0.990, ndpi-pcaps 0.923 against 0.904 with privacy
 failing on one split of ten at guidance 1.5 (copy rate 0.063 against the gate's 0.061), which the guidance rule
-mends (item 24). ``"v"`` stays for ``space="matrix"`` and for
-folders saved before the setting existed (:attr:`SAVED_WITHOUT`).
+mends (item 24). ``"v"`` stays for ``space="matrix"`` and for folders saved before the setting existed
+(:attr:`SAVED_WITHOUT`).
 """
 
 from __future__ import annotations
