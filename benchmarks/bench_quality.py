@@ -5,6 +5,7 @@
         [--device auto]
         [--aug-datasets iot-sentinel] [--aug-families markov transformer ssm diffusion] [--aug-fractions 0.01]
         [--aug-seeds 0 1 2] [--cache /tmp/ntg-bench/quality] [--data-root ../shared/datasets] [--fresh [FAMILY ...]]
+        [--reuse benchmarks/results/quality.json]
         [--max-flows-per-class N] [--epochs N] [--out benchmarks/results/quality]   (last two: smoke tests only)
 
 ``--datasets`` takes registry names or paths to your own captures or flow files (whatever ``ntg prepare`` takes),
@@ -18,8 +19,9 @@ beside the hold-out's, the privacy gate, fit seconds, parameters, (neural) epoch
 fitted on the full training split; refitted on the fraction alone) beside real-only, SMOTE, the hand-crafted
 augmentations and the 100 % ceiling. Cells run longest first in ``--jobs`` spawned one-thread processes, each stored
 atomically in ``--cache``/cells and reused by a re-run (``--fresh``: refit every cell, or the named families' cells,
-after a change to their code); after a change to the evaluation code (``ntg/evaluation``) or to the scoring seeds a
-re-run scores the stored generators again without refitting them. Writes ``--out``.json (records, aggregates,
+after a change to their code; ``--reuse RESULTS_JSON`` seeds the cache with an earlier run's cells where their
+settings match, ``bench_cache.py``); after a change to the evaluation code (``ntg/evaluation``) or to the scoring
+seeds a re-run scores the stored generators again without refitting them. Writes ``--out``.json (records, aggregates,
 targets, augmentation, environment, wall time), ``.md`` and ``.png``.
 
 Targets, per dataset, on the means over split seeds: (a) every GenAI family (transformer, ssm, diffusion) has
@@ -53,6 +55,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is no package: its report module sits beside
 
+from bench_cache import cache_name, cached, seed_from_results  # noqa: E402
 from quality_report import GENAI, aggregate, check_targets, fmt, paired_against_markov, plot, render_markdown  # noqa: E402
 
 from ntg.families import FAMILIES  # noqa: E402
@@ -90,15 +93,6 @@ def _generator_dir(task: dict[str, Any]) -> Path:
     """Where a quality cell keeps its fitted generator, for the augmentation cell of the same split to reuse."""
     folder = f"{cache_name(task['dataset'])}-s{task['seed']}-{task['family']}"
     return Path(task["path"]).parent.parent / "generators" / folder
-
-
-def cache_name(dataset: str) -> str:
-    """A dataset's name in the cache's folder and file names: a registry name as it is; a path to the user's own
-    captures or flow file as its stem and a digest of the resolved path (two ``captures/`` folders stay apart)."""
-    if "/" not in dataset and os.sep not in dataset:
-        return dataset
-    resolved = str(Path(dataset).expanduser().resolve())
-    return f"{Path(resolved).stem}-{hashlib.sha256(resolved.encode()).hexdigest()[:8]}"
 
 
 def _fit_config(task: dict[str, Any]) -> dict[str, Any]:
@@ -292,18 +286,6 @@ def plan(args: argparse.Namespace, prepared: dict[tuple[str, int], Any], seeds: 
     return sorted(tasks, key=lambda t: -t["cost"])
 
 
-def cached(task: dict[str, Any]) -> dict[str, Any] | None:
-    """The stored record of a cell computed with the same dataset and settings, else None."""
-    from ntg.utils.io import read_json
-
-    path = Path(task["path"])
-    try:
-        record = read_json(path) if path.exists() else None
-    except ValueError:
-        return None
-    return record if record and record.get("config") == task["config"] else None
-
-
 def run_cells(tasks: list[dict[str, Any]], jobs: int, fresh: list[str] | None, started: float
               ) -> tuple[list, list]:
     """Reuse or compute every cell (``jobs`` spawned workers; in this process when 1); (records, errors)."""
@@ -394,9 +376,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--fresh", nargs="*", default=None, metavar="FAMILY",
                    help="recompute (refit and score) every cell, or the cells of these families, instead of reusing "
                         "the cache")
+    p.add_argument("--reuse", type=Path, default=None, metavar="RESULTS_JSON",
+                   help="seed the cache with the matching cells of an earlier run's JSON, e.g. "
+                        "benchmarks/results/quality.json (with --fresh FAMILY: all but that family's)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality",
                    help="output stem: writes STEM.json, STEM.md and STEM.png")
     args = p.parse_args(argv)
+    if args.reuse and not args.reuse.is_file():
+        p.error(f"--reuse {args.reuse}: no such file; pass an earlier run's JSON, e.g. benchmarks/results/quality.json")
     args.aug_datasets = [d for d in args.aug_datasets if d != "none"]  # `--aug-datasets none` reads better
     return args
 
@@ -409,7 +396,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     env = environment(args.device, args.jobs)
     prepared, seeds = prepare_all(args)
-    records, errors = run_cells(plan(args, prepared, seeds), args.jobs, args.fresh, started)
+    tasks = plan(args, prepared, seeds)
+    if args.reuse and args.fresh != []:  # a bare --fresh recomputes every cell
+        reused = seed_from_results(tasks, args.reuse, set(args.fresh or ()))
+        print(f"reused {reused} of {len(tasks)} cells from {args.reuse}", flush=True)
+    records, errors = run_cells(tasks, args.jobs, args.fresh, started)
     key = ("dataset", "seed", "family")
     quality = sorted((r for r in records if r["kind"] == "quality"), key=lambda r: tuple(r[k] for k in key))
     aug = sorted((r for r in records if r["kind"] == "augmentation"), key=lambda r: (r["dataset"], r["family"]))
@@ -437,4 +428,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ntg.errors import NtgError
+
+    try:
+        sys.exit(main())
+    except NtgError as exc:
+        sys.exit(f"error: {exc}")

@@ -183,6 +183,35 @@ def test_smoke_run_on_requet(bench: Any, datasets_root: Path, tmp_path: Path, mo
     assert not refitted["gmm"]["rescored"] and refitted["markov"]["rescored"]
 
 
+def test_a_new_cache_is_seeded_from_an_earlier_runs_json(bench: Any, datasets_root: Path, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    argv = ["--datasets", "requet", "--seeds", "0", "--scoring-seeds", "0", "--families", "markov", "gmm",
+            "--aug-datasets", "none", "--max-flows-per-class", "20", "--jobs", "1", "--data-root", str(datasets_root)]
+    earlier = tmp_path / "earlier"
+
+    def run(cache: str, *extra: str) -> str:
+        """Run with a new cache, seeded from the earlier run; what it printed."""
+        assert bench.main([*argv, "--cache", str(tmp_path / cache), "--out", str(tmp_path / cache / "quality"),
+                           "--reuse", f"{earlier}.json", *extra]) == 0
+        return capsys.readouterr().out
+
+    assert bench.main([*argv, "--cache", str(tmp_path / "cache"), "--out", str(earlier)]) == 0
+    records = json.loads(earlier.with_suffix(".json").read_text())["records"]
+    capsys.readouterr()
+    out = run("reused")  # both cells come from the earlier run, none is computed
+    assert "reused 2 of 2 cells" in out and out.count("(cached)") == 2
+    assert json.loads((tmp_path / "reused" / "quality.json").read_text())["records"] == records
+    out = run("gmm-changed", "--fresh", "gmm")  # markov's cell alone is reused
+    assert "reused 1 of 2 cells" in out and out.count("(cached)") == 1
+    monkeypatch.setattr(bench, "scoring_key", lambda kind: f"other evaluation code ({kind})")
+    assert "reused 0 of 2 cells" in run("scoring-changed")  # scored by other code: nothing is reused
+    with pytest.raises(SystemExit):
+        bench.main([*argv, "--reuse", str(tmp_path / "missing.json")])
+    assert "missing.json: no such file" in capsys.readouterr().err
+
+
 def test_a_users_own_flow_file_is_benchmarked_under_its_path(bench: Any, datasets_root: Path, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
