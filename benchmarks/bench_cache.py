@@ -6,8 +6,9 @@ split's digest, the neural settings, a digest of the scoring code, the scoring s
 that key equals the planned cell's, so a record written by other code or on other data is never reused.
 
 ``--reuse RESULTS.json`` (e.g. the committed ``benchmarks/results/quality.json``) seeds an empty cache with the
-records of that run, under the same rule: after a change to one family, ``--reuse ... --fresh FAMILY`` refits that
-family's cells and takes every other cell from the committed run instead of computing the whole benchmark again
+records of that run, under the same rule: after a change to one family, ``--reuse ... --fresh FAMILY`` (or
+``DATASET:FAMILY`` for one set's cells) refits those cells and takes every other cell from the committed run instead
+of computing the whole benchmark again
 (a cold run takes about 135 min on 2 cores). Reused records bring no fitted generator, so a cell whose scoring
 changed since is refitted, not scored again.
 """
@@ -43,9 +44,15 @@ def cached(task: dict[str, Any]) -> dict[str, Any] | None:
     return record if record and record.get("config") == task["config"] else None
 
 
+def chosen(task: dict[str, Any], names: list[str] | set[str]) -> bool:
+    """Whether ``names`` (``--fresh``'s FAMILY or DATASET:FAMILY entries) name this cell."""
+    return task["family"] in names or f"{task['dataset']}:{task['family']}" in names
+
+
 def seed_from_results(tasks: list[dict[str, Any]], results: Path, skip: set[str]) -> int:
-    """Store, for each planned cell with no usable cached record and a family outside ``skip``, the record of
-    the same cell in ``results`` (a ``bench_quality.py`` JSON) whose settings match; how many were stored."""
+    """Store, for each planned cell with no usable cached record and not named by ``skip`` (:func:`chosen`), the
+    record of the same cell in ``results`` (a ``bench_quality.py`` JSON) whose settings match; how many were
+    stored."""
     from ntg.errors import NtgError
     from ntg.utils.io import read_json, write_json
 
@@ -60,7 +67,7 @@ def seed_from_results(tasks: list[dict[str, Any]], results: Path, skip: set[str]
     stored = 0
     for task in tasks:
         record = earlier.get(tuple(task[k] for k in CELL_KEY))
-        if task["family"] in skip or record is None or record.get("config") != task["config"] or cached(task):
+        if chosen(task, skip) or record is None or record.get("config") != task["config"] or cached(task):
             continue
         write_json(Path(task["path"]), record)
         stored += 1

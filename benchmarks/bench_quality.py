@@ -4,8 +4,8 @@
         [--scoring-seeds S ...] [--families bootstrap marginals markov gmm transformer ssm diffusion] [--jobs 2]
         [--device auto]
         [--aug-datasets iot-sentinel] [--aug-families markov transformer ssm diffusion] [--aug-fractions 0.01]
-        [--aug-seeds 0 1 2] [--cache /tmp/ntg-bench/quality] [--data-root ../shared/datasets] [--fresh [FAMILY ...]]
-        [--reuse benchmarks/results/quality.json]
+        [--aug-seeds 0 1 2] [--cache /tmp/ntg-bench/quality] [--data-root ../shared/datasets]
+        [--fresh [FAMILY|DATASET:FAMILY ...]] [--reuse benchmarks/results/quality.json]
         [--max-flows-per-class N] [--epochs N] [--out benchmarks/results/quality]   (last two: smoke tests only)
 
 ``--datasets`` takes registry names or paths to your own captures or flow files (whatever ``ntg prepare`` takes),
@@ -18,11 +18,12 @@ beside the hold-out's, the privacy gate, fit seconds, parameters, (neural) epoch
 :func:`ntg.evaluation.augmentation.run_augmentation` gives the low-data augmentation under both protocols (generator
 fitted on the full training split; refitted on the fraction alone) beside real-only, SMOTE, the hand-crafted
 augmentations and the 100 % ceiling. Cells run longest first in ``--jobs`` spawned one-thread processes, each stored
-atomically in ``--cache``/cells and reused by a re-run (``--fresh``: refit every cell, or the named families' cells,
-after a change to their code; ``--reuse RESULTS_JSON`` seeds the cache with an earlier run's cells where their
-settings match, ``bench_cache.py``); after a change to the evaluation code (``ntg/evaluation``) or to the scoring
-seeds a re-run scores the stored generators again without refitting them. Writes ``--out``.json (records, aggregates,
-targets, augmentation, environment, wall time), ``.md`` and ``.png``.
+atomically in ``--cache``/cells and reused by a re-run (``--fresh``: refit every cell, or the cells of the named
+families, ``FAMILY``, or of one set's family, ``DATASET:FAMILY``, after a change to their code; ``--reuse RESULTS_JSON``
+seeds the cache with an earlier run's cells where their settings match, ``bench_cache.py``); after a change to the
+evaluation code (``ntg/evaluation``) or to the scoring seeds a re-run scores the stored generators again without
+refitting them. Writes ``--out``.json (records, aggregates, targets, augmentation, environment, wall time), ``.md`` and
+``.png``.
 
 Targets, per dataset, on the means over split seeds: (a) every GenAI family (transformer, ssm, diffusion) has
 TSTR/TRTR ≥ markov's and fidelity ≤ markov's; (b) the best GenAI TSTR/TRTR ≥ markov's + 0.05 (N/A where TSTR F1
@@ -55,7 +56,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/ is no package: its report module sits beside
 
-from bench_cache import cache_name, cached, seed_from_results  # noqa: E402
+from bench_cache import cache_name, cached, chosen, seed_from_results  # noqa: E402
 from quality_report import GENAI, aggregate, check_targets, fmt, paired_against_markov, plot, render_markdown  # noqa: E402
 
 from ntg.families import FAMILIES  # noqa: E402
@@ -291,7 +292,7 @@ def run_cells(tasks: list[dict[str, Any]], jobs: int, fresh: list[str] | None, s
     """Reuse or compute every cell (``jobs`` spawned workers; in this process when 1); (records, errors)."""
     records, errors, todo = [], [], []
     for task in tasks:
-        refit = fresh is not None and (not fresh or task["family"] in fresh)
+        refit = fresh is not None and (not fresh or chosen(task, fresh))
         record = None if refit else cached(task)
         if record is None:
             todo.append({**task, "refit": refit})
@@ -373,12 +374,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, default=Path("/tmp/ntg-bench/quality"))
     p.add_argument("--data-root", type=Path,
                    default=Path(os.environ.get("NTG_DATA_ROOT", REPO.parent / "shared" / "datasets")))
-    p.add_argument("--fresh", nargs="*", default=None, metavar="FAMILY",
-                   help="recompute (refit and score) every cell, or the cells of these families, instead of reusing "
-                        "the cache")
+    p.add_argument("--fresh", nargs="*", default=None, metavar="FAMILY|DATASET:FAMILY",
+                   help="recompute (refit and score) every cell, or the cells of these families (FAMILY) or of one "
+                        "set's family (DATASET:FAMILY), instead of reusing the cache")
     p.add_argument("--reuse", type=Path, default=None, metavar="RESULTS_JSON",
                    help="seed the cache with the matching cells of an earlier run's JSON, e.g. "
-                        "benchmarks/results/quality.json (with --fresh FAMILY: all but that family's)")
+                        "benchmarks/results/quality.json (with --fresh: all but the cells it names)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "quality",
                    help="output stem: writes STEM.json, STEM.md and STEM.png")
     args = p.parse_args(argv)

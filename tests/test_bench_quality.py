@@ -205,6 +205,9 @@ def test_a_new_cache_is_seeded_from_an_earlier_runs_json(bench: Any, datasets_ro
     assert json.loads((tmp_path / "reused" / "quality.json").read_text())["records"] == records
     out = run("gmm-changed", "--fresh", "gmm")  # markov's cell alone is reused
     assert "reused 1 of 2 cells" in out and out.count("(cached)") == 1
+    out = run("requet-gmm-changed", "--fresh", "requet:gmm")  # the same, named by set and family
+    assert "reused 1 of 2 cells" in out and out.count("(cached)") == 1
+    assert "reused 2 of 2 cells" in run("other-set-changed", "--fresh", "ndpi-pcaps:gmm")
     monkeypatch.setattr(bench, "scoring_key", lambda kind: f"other evaluation code ({kind})")
     assert "reused 0 of 2 cells" in run("scoring-changed")  # scored by other code: nothing is reused
     with pytest.raises(SystemExit):
