@@ -5,12 +5,11 @@ A cell is stored as one JSON record under ``--cache``/cells, keyed by its settin
 split's digest, the neural settings, a digest of the scoring code, the scoring seeds). A record counts only where
 that key equals the planned cell's, so a record written by other code or on other data is never reused.
 
-``--reuse RESULTS.json`` (e.g. the committed ``benchmarks/results/quality.json``) seeds an empty cache with the
-records of that run, under the same rule: after a change to one family, ``--reuse ... --fresh FAMILY`` (or
-``DATASET:FAMILY`` for one set's cells) refits those cells and takes every other cell from the committed run instead
-of computing the whole benchmark again
-(a cold run takes about 135 min on 2 cores). Reused records bring no fitted generator, so a cell whose scoring
-changed since is refitted, not scored again.
+``--reuse RESULTS.json`` (e.g. the committed ``benchmarks/results/quality.json``) seeds the cache with the records
+of that run, under the same rule: after a change to one family, ``--reuse ... --fresh FAMILY`` (or
+``DATASET:FAMILY`` for one set's cells) refits those cells and takes every other cell from the committed run
+instead of computing the whole benchmark again (a cold run takes about 135 min on 2 cores). Reused records bring no
+fitted generator, so a cell whose scoring changed since is refitted, not scored again.
 """
 
 from __future__ import annotations

@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = plan(args, prepared, seeds)
     if args.reuse and args.fresh != []:  # a bare --fresh recomputes every cell
         reused = seed_from_results(tasks, args.reuse, set(args.fresh or ()))
-        print(f"reused {reused} of {len(tasks)} cells from {args.reuse}", flush=True)
+        print(f"took {reused} of {len(tasks)} cells from {args.reuse}", flush=True)
     records, errors = run_cells(tasks, args.jobs, args.fresh, started)
     key = ("dataset", "seed", "family")
     quality = sorted((r for r in records if r["kind"] == "quality"), key=lambda r: tuple(r[k] for k in key))

@@ -201,15 +201,15 @@ def test_a_new_cache_is_seeded_from_an_earlier_runs_json(bench: Any, datasets_ro
     records = json.loads(earlier.with_suffix(".json").read_text())["records"]
     capsys.readouterr()
     out = run("reused")  # both cells come from the earlier run, none is computed
-    assert "reused 2 of 2 cells" in out and out.count("(cached)") == 2
+    assert "took 2 of 2 cells" in out and out.count("(cached)") == 2
     assert json.loads((tmp_path / "reused" / "quality.json").read_text())["records"] == records
     out = run("gmm-changed", "--fresh", "gmm")  # markov's cell alone is reused
-    assert "reused 1 of 2 cells" in out and out.count("(cached)") == 1
+    assert "took 1 of 2 cells" in out and out.count("(cached)") == 1
     out = run("requet-gmm-changed", "--fresh", "requet:gmm")  # the same, named by set and family
-    assert "reused 1 of 2 cells" in out and out.count("(cached)") == 1
-    assert "reused 2 of 2 cells" in run("other-set-changed", "--fresh", "ndpi-pcaps:gmm")
+    assert "took 1 of 2 cells" in out and out.count("(cached)") == 1
+    assert "took 2 of 2 cells" in run("other-set-changed", "--fresh", "ndpi-pcaps:gmm")
     monkeypatch.setattr(bench, "scoring_key", lambda kind: f"other evaluation code ({kind})")
-    assert "reused 0 of 2 cells" in run("scoring-changed")  # scored by other code: nothing is reused
+    assert "took 0 of 2 cells" in run("scoring-changed")  # scored by other code: nothing is reused
     with pytest.raises(SystemExit):
         bench.main([*argv, "--reuse", str(tmp_path / "missing.json")])
     assert "missing.json: no such file" in capsys.readouterr().err
